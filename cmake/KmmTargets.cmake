@@ -1,0 +1,45 @@
+# Helpers that give every target of ours the same warnings and test wiring.
+
+# Warnings are errors on our own code only; generated and third-party code is exempt.
+function(kmm_strict_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+                                           -Wnon-virtual-dtor -Wformat=2 -Werror)
+endfunction()
+
+# kmm_library(NAME SOURCES ... DEPS ...): a component library with strict warnings.
+function(kmm_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${CMAKE_SOURCE_DIR})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  kmm_strict_warnings(${name})
+endfunction()
+
+# kmm_executable(NAME SOURCES ... DEPS ...): a thin binary written to build/bin/.
+function(kmm_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  kmm_strict_warnings(${name})
+endfunction()
+
+# kmm_test(NAME LABEL unit|integration|e2e SOURCES ... DEPS ... [WRAPPER cmd...]):
+# a GoogleTest binary whose tests ctest discovers one by one, tagged with LABEL.
+function(kmm_test name)
+  cmake_parse_arguments(ARG "" "LABEL;TIMEOUT" "SOURCES;DEPS;WRAPPER;PROPERTIES" ${ARGN})
+  if(NOT ARG_LABEL)
+    set(ARG_LABEL unit)
+  endif()
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 60)
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  kmm_strict_warnings(${name})
+  gtest_discover_tests(${name}
+    TEST_PREFIX "${name}."
+    CROSSCOMPILING_EMULATOR "${ARG_WRAPPER}"
+    PROPERTIES LABELS ${ARG_LABEL} TIMEOUT ${ARG_TIMEOUT} ${ARG_PROPERTIES}
+    DISCOVERY_TIMEOUT 30)
+endfunction()
