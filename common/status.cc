@@ -14,8 +14,12 @@ constexpr std::string_view kErrnoPayload = "kmm.sigs.x-k8s.io/errno";
 }  // namespace
 
 absl::Status ErrnoError(int errnum, std::string_view message) {
-  absl::Status status(absl::ErrnoToStatusCode(errnum),
-                      fmt::format("{}: {}", message, std::strerror(errnum)));
+  return WithErrno(absl::Status(absl::ErrnoToStatusCode(errnum),
+                                fmt::format("{}: {}", message, std::strerror(errnum))),
+                   errnum);
+}
+
+absl::Status WithErrno(absl::Status status, int errnum) {
   status.SetPayload(ToAbsl(kErrnoPayload), absl::Cord(std::to_string(errnum)));
   return status;
 }

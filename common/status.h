@@ -25,6 +25,9 @@ inline std::string_view FromAbsl(absl::string_view s) { return {s.data(), s.size
 // strerror, and the errno itself is kept so callers can branch on it (ErrnoOf).
 absl::Status ErrnoError(int errnum, std::string_view message);
 
+// `status` with `errnum` attached, so ErrnoOf finds it (for errors whose message we write).
+absl::Status WithErrno(absl::Status status, int errnum);
+
 // The errno an ErrnoError carried, if any; survives Annotate.
 std::optional<int> ErrnoOf(const absl::Status& status);
 

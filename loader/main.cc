@@ -1,12 +1,94 @@
 // kmm-loader: the node agent of every loader pod. Parses flags and wires the loader
-// library together; all behaviour lives in the library.
+// library together; all behaviour lives in loader.h.
+#include <sys/utsname.h>
+
 #include <cstdlib>
+#include <fstream>
 
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/shutdown.h"
+#include "fmt/ranges.h"
+#include "loader/config.h"
+#include "loader/loader.h"
 #include "spdlog/spdlog.h"
 
+namespace {
+
+using kmm::loader::Loader;
+
+// The kubelet shows this file's content as the container's termination message (at most
+// 4096 bytes); the operator surfaces it in the Module's status.
+void WriteTerminationMessage(const std::string& path, const std::string& message) {
+  if (path.empty()) return;
+  std::ofstream out(path, std::ios::trunc);
+  out << message.substr(0, 4096);
+  if (!out) spdlog::warn("cannot write the termination message to {}", path);
+}
+
+std::string RunningKernel() {
+  utsname name{};
+  uname(&name);
+  return name.release;
+}
+
+int DoLoad(Loader& loader, const kmm::loader::LoaderConfig& config) {
+  absl::StatusOr<std::vector<std::string>> live = loader.Load();
+  if (!live.ok()) {
+    spdlog::error("load failed: {}", live.status().message());
+    WriteTerminationMessage(config.termination_message_path,
+                            fmt::format("load failed: {}", live.status().message()));
+    return EXIT_FAILURE;
+  }
+  const std::string outcome = fmt::format("loaded: {}", fmt::join(*live, ", "));
+  spdlog::info("{}", outcome);
+  WriteTerminationMessage(config.termination_message_path, outcome);
+  return EXIT_SUCCESS;
+}
+
+int DoUnload(Loader& loader, const kmm::loader::LoaderConfig& config) {
+  if (absl::Status status = loader.Unload(); !status.ok()) {
+    spdlog::error("unload failed: {}", status.message());
+    WriteTerminationMessage(config.termination_message_path,
+                            fmt::format("unload failed: {}", status.message()));
+    return EXIT_FAILURE;
+  }
+  spdlog::info("unloaded");
+  WriteTerminationMessage(config.termination_message_path, "unloaded");
+  return EXIT_SUCCESS;
+}
+
+// Load, report ready, wait for SIGTERM/SIGINT, unload. A loader for another kernel than the
+// running one loads nothing and stays unready instead of crash-looping (DESIGN.md §3).
+int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::ShutdownSignal& shutdown) {
+  if (!loader.TargetsRunningKernel()) {
+    spdlog::warn("{}", loader.KernelMismatch());
+    WriteTerminationMessage(config.termination_message_path, loader.KernelMismatch());
+    shutdown.Wait();
+    return EXIT_SUCCESS;
+  }
+  if (int code = DoLoad(loader, config); code != EXIT_SUCCESS) return code;
+  if (!config.readiness_file.empty()) {
+    std::ofstream ready(config.readiness_file, std::ios::trunc);
+    ready << "ready\n";
+    if (!ready) spdlog::warn("cannot write the readiness file {}", config.readiness_file);
+  }
+  spdlog::info("ready; waiting for SIGTERM to unload");
+  shutdown.Wait();
+  if (!config.readiness_file.empty()) std::remove(config.readiness_file.c_str());
+  return DoUnload(loader, config);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  // Before any thread exists, so every thread inherits the blocked signal mask.
+  absl::StatusOr<std::unique_ptr<kmm::ShutdownSignal>> shutdown = kmm::ShutdownSignal::Install();
+  if (!shutdown.ok()) {
+    fmt::print(stderr, "kmm-loader: {}\n", shutdown.status().message());
+    return EXIT_FAILURE;
+  }
+
   CLI::App app{"kmm-loader: loads and unloads out-of-tree kernel modules with libkmod",
                "kmm-loader"};
   app.require_subcommand(1);
@@ -14,19 +96,47 @@ int main(int argc, char** argv) {
   kmm::LogOptions log_options;
   kmm::AddLogFlags(app, log_options);
   std::string config_path;
-  for (const char* name : {"load", "unload", "status", "run"}) {
-    CLI::App* sub = app.add_subcommand(name);
-    sub->add_option("--config", config_path, "Loader config (JSON)")->required();
+  kmm::loader::LoaderOptions options;
+  double unload_timeout_seconds = 60;
+  app.add_option("--unload-timeout", unload_timeout_seconds,
+                 "Seconds to retry unloading a module that is in use (EBUSY)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--host-root", options.host_root,
+                 "Where the host's /lib/modules is mounted, for in-tree modules")
+      ->capture_default_str();
+  const std::pair<const char*, const char*> subcommands[] = {
+      {"load", "Load the configured modules and exit"},
+      {"unload", "Unload the configured modules and exit"},
+      {"status", "Exit 0 iff every configured module is live"},
+      {"run", "Load, report ready, wait for SIGTERM/SIGINT, then unload"},
+  };
+  for (const auto& [name, description] : subcommands) {
+    app.add_subcommand(name, description)
+        ->add_option("--config", config_path, "Loader config (JSON)")
+        ->required();
   }
-  app.get_subcommand("load")->description("Load the configured modules and exit");
-  app.get_subcommand("unload")->description("Unload the configured modules and exit");
-  app.get_subcommand("status")->description("Exit 0 iff every configured module is live");
-  app.get_subcommand("run")->description("Load, report ready, wait for SIGTERM, then unload");
   if (int code = kmm::ParseCommandLine(app, argc, argv); code >= 0) return code;
   if (absl::Status status = kmm::SetupLogging("kmm-loader", log_options); !status.ok()) {
     spdlog::error("{}", status.message());
     return EXIT_FAILURE;
   }
-  spdlog::error("kmm-loader {}: not implemented yet", app.get_subcommands().front()->get_name());
-  return EXIT_FAILURE;
+  options.unload_timeout = absl::Seconds(unload_timeout_seconds);
+
+  absl::StatusOr<kmm::loader::LoaderConfig> config = kmm::loader::LoadLoaderConfigFile(config_path);
+  if (!config.ok()) {
+    spdlog::error("{}", config.status().message());
+    return EXIT_FAILURE;
+  }
+  Loader loader(*config, RunningKernel(), options, kmm::loader::MakeLibkmodBackend);
+  const std::string command = app.get_subcommands().front()->get_name();
+  if (command == "load") return DoLoad(loader, *config);
+  if (command == "unload") return DoUnload(loader, *config);
+  if (command == "run") return DoRun(loader, *config, **shutdown);
+  // status
+  if (absl::Status live = loader.CheckLive(); !live.ok()) {
+    spdlog::info("not ready: {}", live.message());
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
 }

@@ -1,0 +1,37 @@
+// Maps the kernel's answer to init_module/delete_module (an errno) to an error a cluster
+// administrator can act on, once, at the loader's boundary (STYLE.md item 3). EPERM is
+// explained by looking at what blocks loading on this node.
+#ifndef KMM_LOADER_KMOD_ERRORS_H_
+#define KMM_LOADER_KMOD_ERRORS_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "loader/kmod.h"
+
+namespace kmm::loader {
+
+// Node-wide settings that make the kernel refuse modules; read only after an EPERM.
+struct LoadRestrictions {
+  bool modules_disabled = false;  // /proc/sys/kernel/modules_disabled = 1
+  std::string lockdown;           // /sys/kernel/security/lockdown: "none", "integrity", ...
+  bool sig_enforce = false;       // /sys/module/module/parameters/sig_enforce = Y
+  bool loadpin_enforce = false;   // /proc/sys/kernel/loadpin/enforce = 1 (COS)
+};
+
+// Reads the restrictions under the given proc and sys roots; unreadable ones stay unset.
+LoadRestrictions ReadLoadRestrictions(const std::string& proc_root, const std::string& sys_root);
+
+// The error for a failed insert of `module` into kernel `kernel_version`. `insert_error`
+// carries the errno (ErrnoOf); the result keeps it.
+absl::Status InsertFailure(const absl::Status& insert_error, const ModuleFile& module,
+                           std::string_view options, std::string_view kernel_version,
+                           const LoadRestrictions& restrictions);
+
+// Refuses a module built for another kernel, before init_module is tried.
+absl::Status CheckVermagic(const ModuleFile& module, std::string_view kernel_version);
+
+}  // namespace kmm::loader
+
+#endif  // KMM_LOADER_KMOD_ERRORS_H_

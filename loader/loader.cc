@@ -1,0 +1,210 @@
+#include "loader/loader.h"
+
+#include <cerrno>
+#include <filesystem>
+
+#include "common/status.h"
+#include "fmt/format.h"
+#include "fmt/ranges.h"
+#include "loader/firmware.h"
+#include "loader/kmod_errors.h"
+#include "loader/plan.h"
+#include "spdlog/spdlog.h"
+
+namespace kmm::loader {
+namespace {
+constexpr absl::Duration kFirstBusyRetry = absl::Milliseconds(100);
+constexpr absl::Duration kLongestBusyRetry = absl::Seconds(5);
+}  // namespace
+
+Loader::Loader(LoaderConfig config, std::string running_kernel, LoaderOptions options,
+               KmodBackendFactory backend_factory, Clock& clock)
+    : config_(std::move(config)),
+      running_kernel_(std::move(running_kernel)),
+      target_kernel_(config_.kernel_version.empty() ? running_kernel_ : config_.kernel_version),
+      options_(std::move(options)),
+      backend_factory_(std::move(backend_factory)),
+      clock_(clock) {}
+
+std::string Loader::KernelMismatch() const {
+  if (TargetsRunningKernel()) return "";
+  return fmt::format(
+      "this loader is for kernel {} but the node runs kernel {} (it was probably rebooted "
+      "into a new kernel); loading nothing until the operator schedules the loader for {}",
+      target_kernel_, running_kernel_, running_kernel_);
+}
+
+absl::StatusOr<KmodBackend*> Loader::Backend(const std::string& root, const std::string& kernel) {
+  const std::string key = root + "\n" + kernel;
+  if (!backend_ || backend_key_ != key) {
+    ASSIGN_OR_RETURN(backend_, backend_factory_(root, options_.host_root, kernel));
+    backend_key_ = key;
+  }
+  return backend_.get();
+}
+
+std::string Loader::FirmwareSource() const {
+  return (std::filesystem::path(config_.dir_name) /
+          std::filesystem::path(config_.firmware_path).relative_path())
+      .lexically_normal();
+}
+
+absl::StatusOr<std::vector<std::string>> Loader::Load() {
+  if (!TargetsRunningKernel()) return absl::FailedPreconditionError(KernelMismatch());
+  ASSIGN_OR_RETURN(const LoadPlan plan, PlanLoad(config_, target_kernel_));
+  RETURN_IF_ERROR(RemoveInTreeModules());
+
+  if (!config_.firmware_path.empty()) {
+    ASSIGN_OR_RETURN(const std::vector<std::string> copied,
+                     InstallFirmware(FirmwareSource(), config_.firmware_host_path));
+    spdlog::info("installed firmware {} into {}", fmt::join(copied, ", "),
+                 config_.firmware_host_path);
+    RETURN_IF_ERROR(SetFirmwareSearchPath(options_.sys_root, config_.firmware_host_path));
+  }
+
+  ASSIGN_OR_RETURN(KmodBackend * kmod, Backend(plan.root, plan.kernel_version));
+  std::vector<std::string> live;
+  std::optional<LoadRestrictions> restrictions;  // read on the first EPERM only
+  for (const ModuleRequest& request : plan.modules) {
+    if (kmod->State(request.name) == ModuleState::kLive) {
+      if (plan.first_time) {
+        return absl::AlreadyExistsError(fmt::format(
+            "{} is already loaded and --first-time was given in args.load", request.name));
+      }
+      spdlog::info("{} is already loaded", NormalizeModuleName(request.name));
+      live.push_back(NormalizeModuleName(request.name));
+      continue;
+    }
+    ASSIGN_OR_RETURN(const std::vector<ModuleFile> files, kmod->Resolve(request.name));
+    for (const ModuleFile& file : files) {
+      const bool requested = &file == &files.back();
+      const std::string options = requested ? request.options : "";
+      if (kmod->State(file.name) == ModuleState::kLive) {
+        live.push_back(file.name);
+        continue;
+      }
+      RETURN_IF_ERROR(CheckVermagic(file, target_kernel_));
+      absl::Status inserted = kmod->Insert(file, options);
+      if (!inserted.ok() && ErrnoOf(inserted) != EEXIST) {
+        if (ErrnoOf(inserted) == EPERM && !restrictions) {
+          restrictions = ReadLoadRestrictions(options_.proc_root, options_.sys_root);
+        }
+        return InsertFailure(inserted, file, options, target_kernel_,
+                             restrictions.value_or(LoadRestrictions{}));
+      }
+      spdlog::info("loaded {} from {}{}{}", file.name, file.path,
+                   file.from_host ? " (in-tree dependency, from the host)" : "",
+                   options.empty() ? "" : " with " + options);
+      live.push_back(file.name);
+    }
+  }
+  return live;
+}
+
+absl::Status Loader::RemoveInTreeModules() {
+  if (config_.in_tree_modules_to_remove.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(KmodBackend * kmod, Backend(options_.host_root, target_kernel_));
+  const absl::Time deadline = clock_.Now() + options_.unload_timeout;
+  for (const std::string& name : config_.in_tree_modules_to_remove) {
+    const ModuleState state = kmod->State(name);
+    if (state == ModuleState::kBuiltin) {
+      spdlog::warn("in-tree module {} is built into the kernel and cannot be removed", name);
+      continue;
+    }
+    if (state == ModuleState::kNotLoaded) {
+      spdlog::info("in-tree module {} is not loaded; nothing to remove", name);
+      continue;
+    }
+    RETURN_IF_ERROR(
+        Annotate(RemoveWithUnusedDependencies(*kmod, NormalizeModuleName(name), deadline),
+                 "remove in-tree module before loading"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::RemoveRetryingWhileBusy(KmodBackend& kmod, const std::string& name,
+                                             absl::Time deadline) {
+  absl::Duration wait = kFirstBusyRetry;
+  int attempts = 0;
+  while (true) {
+    ++attempts;
+    absl::Status removed = kmod.Remove(name);
+    const std::optional<int> errnum = ErrnoOf(removed);
+    if (removed.ok() || errnum == ENOENT) {
+      spdlog::info("unloaded {}", name);
+      return absl::OkStatus();
+    }
+    if (errnum != EBUSY && errnum != EAGAIN) return removed;
+    if (clock_.Now() + wait > deadline) {
+      return WithErrno(
+          absl::FailedPreconditionError(fmt::format(
+              "{} is still in use after {} attempts over {} (EBUSY, {} users): stop the pods "
+              "and processes that hold its devices, then delete the loader pod again",
+              name, attempts, absl::FormatDuration(options_.unload_timeout), kmod.Users(name))),
+          EBUSY);
+    }
+    if (attempts == 1) spdlog::info("{} is in use; retrying until it is free", name);
+    clock_.SleepFor(wait);
+    wait = std::min(wait * 2, kLongestBusyRetry);
+  }
+}
+
+absl::Status Loader::RemoveWithUnusedDependencies(KmodBackend& kmod, const std::string& name,
+                                                  absl::Time deadline) {
+  const std::vector<std::string> dependencies = kmod.LoadedDependencies(name);
+  RETURN_IF_ERROR(RemoveRetryingWhileBusy(kmod, name, deadline));
+  // As modprobe -r: dependencies go too, unless something else still uses them.
+  for (const std::string& dependency : dependencies) {
+    if (kmod.State(dependency) != ModuleState::kLive || kmod.Users(dependency) > 0) continue;
+    RETURN_IF_ERROR(RemoveWithUnusedDependencies(kmod, dependency, deadline));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::Unload() {
+  if (!TargetsRunningKernel()) {
+    spdlog::info("nothing to unload: {}", KernelMismatch());
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(const UnloadPlan plan, PlanUnload(config_, target_kernel_));
+  ASSIGN_OR_RETURN(KmodBackend * kmod, Backend(plan.root, plan.kernel_version));
+  const absl::Time deadline = clock_.Now() + options_.unload_timeout;
+  for (const std::string& module : plan.modules) {
+    const std::string name = NormalizeModuleName(module);
+    const ModuleState state = kmod->State(name);
+    if (state == ModuleState::kNotLoaded) {
+      if (plan.first_time) {
+        return absl::NotFoundError(
+            fmt::format("{} is not loaded and --first-time was given in args.unload", name));
+      }
+      spdlog::info("{} is not loaded; nothing to unload", name);
+      continue;
+    }
+    if (state == ModuleState::kBuiltin) {
+      spdlog::warn("{} is built into the kernel and cannot be unloaded", name);
+      continue;
+    }
+    RETURN_IF_ERROR(RemoveWithUnusedDependencies(*kmod, name, deadline));
+  }
+  if (!config_.firmware_path.empty()) {
+    RETURN_IF_ERROR(RemoveFirmware(FirmwareSource(), config_.firmware_host_path));
+    spdlog::info("removed firmware of {} from {}", FirmwareSource(), config_.firmware_host_path);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::CheckLive() {
+  if (!TargetsRunningKernel()) return absl::FailedPreconditionError(KernelMismatch());
+  ASSIGN_OR_RETURN(const LoadPlan plan, PlanLoad(config_, target_kernel_));
+  ASSIGN_OR_RETURN(KmodBackend * kmod, Backend(plan.root, plan.kernel_version));
+  for (const ModuleRequest& module : plan.modules) {
+    const ModuleState state = kmod->State(module.name);
+    if (state != ModuleState::kLive && state != ModuleState::kBuiltin) {
+      return absl::UnavailableError(
+          fmt::format("{} is {}", NormalizeModuleName(module.name), ModuleStateName(state)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace kmm::loader

@@ -1,0 +1,77 @@
+// The loader's behaviour, independent of the command line: remove in-tree modules, install
+// firmware, load the configured modules and their dependencies; unload in reverse with
+// retries while a module is busy; report whether everything is live. kmm-loader's
+// subcommands are thin wrappers around this class. Not thread-safe.
+#ifndef KMM_LOADER_LOADER_H_
+#define KMM_LOADER_LOADER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "loader/config.h"
+#include "loader/kmod.h"
+
+namespace kmm::loader {
+
+struct LoaderOptions {
+  std::string host_root = "/";  // the host's module tree is <host_root>/lib/modules
+  std::string proc_root = "/proc";
+  std::string sys_root = "/sys";
+  absl::Duration unload_timeout = absl::Seconds(60);  // how long EBUSY is retried
+};
+
+// Makes the backend for a module image root and kernel (MakeLibkmodBackend in production).
+using KmodBackendFactory = std::function<absl::StatusOr<std::unique_ptr<KmodBackend>>(
+    const std::string& image_root, const std::string& host_root, const std::string& kernel)>;
+
+class Loader {
+ public:
+  Loader(LoaderConfig config, std::string running_kernel, LoaderOptions options,
+         KmodBackendFactory backend_factory, Clock& clock = RealClock());
+
+  // The kernel the config targets: config.kernelVersion, or the running kernel.
+  const std::string& target_kernel() const { return target_kernel_; }
+
+  // False after a reboot into another kernel, before the operator moved this node to the
+  // new kernel's DaemonSet: then nothing is loaded and unloading is a no-op.
+  bool TargetsRunningKernel() const { return target_kernel_ == running_kernel_; }
+
+  // Why this loader will not load anything on this kernel (empty when it will).
+  std::string KernelMismatch() const;
+
+  // Does the whole load; returns the modules now live, dependencies included, in load order.
+  absl::StatusOr<std::vector<std::string>> Load();
+
+  // Unloads the configured modules and their unused dependencies, then removes firmware.
+  absl::Status Unload();
+
+  // OK iff every configured module is live; otherwise names the first one that is not.
+  absl::Status CheckLive();
+
+ private:
+  absl::StatusOr<KmodBackend*> Backend(const std::string& root, const std::string& kernel);
+  absl::Status RemoveInTreeModules();
+  absl::Status RemoveWithUnusedDependencies(KmodBackend& kmod, const std::string& name,
+                                            absl::Time deadline);
+  absl::Status RemoveRetryingWhileBusy(KmodBackend& kmod, const std::string& name,
+                                       absl::Time deadline);
+  std::string FirmwareSource() const;
+
+  LoaderConfig config_;
+  std::string running_kernel_;
+  std::string target_kernel_;
+  LoaderOptions options_;
+  KmodBackendFactory backend_factory_;
+  Clock& clock_;
+  std::string backend_key_;
+  std::unique_ptr<KmodBackend> backend_;
+};
+
+}  // namespace kmm::loader
+
+#endif  // KMM_LOADER_LOADER_H_
