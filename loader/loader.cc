@@ -1,5 +1,6 @@
 #include "loader/loader.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 
@@ -15,6 +16,10 @@ namespace kmm::loader {
 namespace {
 constexpr absl::Duration kFirstBusyRetry = absl::Milliseconds(100);
 constexpr absl::Duration kLongestBusyRetry = absl::Seconds(5);
+
+void AddOnce(std::vector<std::string>& names, const std::string& name) {
+  if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+}
 }  // namespace
 
 Loader::Loader(LoaderConfig config, std::string running_kernel, LoaderOptions options,
@@ -72,7 +77,7 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
             "{} is already loaded and --first-time was given in args.load", request.name));
       }
       spdlog::info("{} is already loaded", NormalizeModuleName(request.name));
-      live.push_back(NormalizeModuleName(request.name));
+      AddOnce(live, NormalizeModuleName(request.name));
       continue;
     }
     ASSIGN_OR_RETURN(const std::vector<ModuleFile> files, kmod->Resolve(request.name));
@@ -80,7 +85,7 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
       const bool requested = &file == &files.back();
       const std::string options = requested ? request.options : "";
       if (kmod->State(file.name) == ModuleState::kLive) {
-        live.push_back(file.name);
+        AddOnce(live, file.name);
         continue;
       }
       RETURN_IF_ERROR(CheckVermagic(file, target_kernel_));
@@ -95,7 +100,7 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
       spdlog::info("loaded {} from {}{}{}", file.name, file.path,
                    file.from_host ? " (in-tree dependency, from the host)" : "",
                    options.empty() ? "" : " with " + options);
-      live.push_back(file.name);
+      AddOnce(live, file.name);
     }
   }
   return live;

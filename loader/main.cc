@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
   CLI::App app{"kmm-loader: loads and unloads out-of-tree kernel modules with libkmod",
                "kmm-loader"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags may also follow the subcommand
   kmm::AddVersionFlag(app, "kmm-loader");
   kmm::LogOptions log_options;
   kmm::AddLogFlags(app, log_options);

@@ -1,0 +1,113 @@
+# Loader scenarios run inside the qemu node (see test/qemu/run-vm). Each prints a section
+# that loader_e2e_test.cc parses and asserts on; this script checks nothing itself.
+. /guest-lib.sh
+KVER=$(uname -r)
+L="kmm-loader --log-format text"
+mkdir -p /etc/kmm /run/kmm
+
+config() {  # config NAME JSON: writes /etc/kmm/NAME.json
+  echo "$2" > "/etc/kmm/$1.json"
+}
+
+begin load_with_dependency
+config b '{"moduleName":"kmm-ci-b","parameters":["greeting_count=3"],
+           "terminationMessagePath":"/run/kmm/b.term"}'
+run $L load --config /etc/kmm/b.json
+loaded
+show /sys/module/kmm_ci_b/parameters/greeting_count /sys/module/kmm_ci_a/parameters/devices
+show /run/kmm/b.term
+ls /dev/ | grep kmm-ci-a | sort | tr '\n' ' '; echo
+run $L status --config /etc/kmm/b.json
+run $L unload --config /etc/kmm/b.json
+loaded
+run $L status --config /etc/kmm/b.json
+end load_with_dependency
+
+begin idempotent_load
+config a3 '{"moduleName":"kmm_ci_a","parameters":["devices=3"]}'
+run $L load --config /etc/kmm/a3.json
+run $L load --config /etc/kmm/a3.json
+ls /dev/ | grep kmm-ci-a | sort | tr '\n' ' '; echo
+run $L unload --config /etc/kmm/a3.json
+run $L unload --config /etc/kmm/a3.json
+loaded
+end idempotent_load
+
+begin loading_order
+config order '{"moduleName":"kmm_ci_b","modulesLoadingOrder":["kmm_ci_b","kmm_ci_a"]}'
+run $L load --config /etc/kmm/order.json
+loaded
+run $L unload --config /etc/kmm/order.json
+loaded
+end loading_order
+
+begin in_tree_removal
+run modprobe dummy numdummies=1
+loaded
+config intree '{"moduleName":"kmm_ci_a","inTreeModulesToRemove":["dummy","not_a_module"]}'
+run $L load --config /etc/kmm/intree.json
+loaded
+run $L unload --config /etc/kmm/intree.json
+end in_tree_removal
+
+begin firmware
+config fw '{"moduleName":"kmm_ci_a","parameters":["firmware=kmm-ci-a.bin"],
+            "firmwarePath":"/firmware","firmwareHostPath":"/var/lib/kmm-firmware"}'
+run $L load --config /etc/kmm/fw.json
+echo "installed-firmware-bytes: $(wc -c < /var/lib/kmm-firmware/kmm-ci-a.bin)"
+show /sys/module/firmware_class/parameters/path
+show /sys/class/misc/kmm-ci-a0/firmware_size
+run $L unload --config /etc/kmm/fw.json
+show /var/lib/kmm-firmware/kmm-ci-a.bin
+end firmware
+
+begin run_until_sigterm
+config run '{"moduleName":"kmm_ci_b","readinessFile":"/run/kmm/ready",
+             "terminationMessagePath":"/run/kmm/run.term"}'
+$L run --config /etc/kmm/run.json > /tmp/run.log 2>&1 &
+pid=$!
+wait_for_file /run/kmm/ready 30 && echo "ready-file: present"
+run $L status --config /etc/kmm/run.json
+loaded
+kill -TERM $pid
+wait $pid
+echo "run-exit: $?"
+cat /tmp/run.log
+loaded
+show /run/kmm/ready /run/kmm/run.term
+end run_until_sigterm
+
+begin unload_while_busy
+config busy '{"moduleName":"kmm_ci_a","terminationMessagePath":"/run/kmm/busy.term"}'
+run $L load --config /etc/kmm/busy.json
+sleep 3 < /dev/kmm-ci-a0 &
+holder=$!
+sleep 0.5
+run $L unload --config /etc/kmm/busy.json --unload-timeout 30
+wait $holder
+loaded
+run $L load --config /etc/kmm/busy.json
+sleep 30 < /dev/kmm-ci-a0 &
+holder=$!
+sleep 0.5
+run $L unload --config /etc/kmm/busy.json --unload-timeout 1
+show /run/kmm/busy.term
+loaded
+kill $holder; wait $holder 2>/dev/null
+run $L unload --config /etc/kmm/busy.json
+loaded
+end unload_while_busy
+
+begin vermagic_mismatch
+config bad '{"moduleName":"kmm_ci_a","dirName":"/opt-bad"}'
+run $L load --config /etc/kmm/bad.json
+loaded
+end vermagic_mismatch
+
+begin wrong_kernel
+config other '{"moduleName":"kmm_ci_a","kernelVersion":"5.15.0-43-generic"}'
+run $L load --config /etc/kmm/other.json
+run $L status --config /etc/kmm/other.json
+run $L unload --config /etc/kmm/other.json
+loaded
+end wrong_kernel

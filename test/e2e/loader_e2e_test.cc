@@ -1,0 +1,143 @@
+// Asserts what kmm-loader did on a real kernel: the qemu node runs loader-scenarios.sh
+// (booted once by the e2e_loader_vms fixture) and this test reads its console.
+#include <gtest/gtest.h>
+
+#include "test/e2e/console_log.h"
+
+namespace kmm::e2e {
+namespace {
+
+class LoaderOnRealKernel : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    normal_ = new std::map<std::string, Section>(
+        ParseConsoleLog(std::string(KMM_E2E_OUT) + "/normal/console.log"));
+    sig_enforce_ = new std::map<std::string, Section>(
+        ParseConsoleLog(std::string(KMM_E2E_OUT) + "/sig-enforce/console.log"));
+  }
+  static const Section& Normal(const std::string& name) { return Get(*normal_, name); }
+  static const Section& SigEnforce(const std::string& name) { return Get(*sig_enforce_, name); }
+
+ private:
+  static const Section& Get(const std::map<std::string, Section>& sections,
+                            const std::string& name) {
+    static const Section missing;
+    auto it = sections.find(name);
+    EXPECT_NE(it, sections.end()) << "scenario " << name << " did not run; see " << KMM_E2E_OUT
+                                  << "/*/console.log";
+    return it == sections.end() ? missing : it->second;
+  }
+  static std::map<std::string, Section>* normal_;
+  static std::map<std::string, Section>* sig_enforce_;
+};
+std::map<std::string, Section>* LoaderOnRealKernel::normal_ = nullptr;
+std::map<std::string, Section>* LoaderOnRealKernel::sig_enforce_ = nullptr;
+
+TEST_F(LoaderOnRealKernel, LoadsModuleWithDependencyAndParameters) {
+  const Section& s = Normal("load_with_dependency");
+  ASSERT_EQ(s.exit_codes, (std::vector<int>{0, 0, 0, 1})) << s.Text();
+  EXPECT_EQ(s.ValueOf("loaded: "), "kmm_ci_a kmm_ci_b ") << s.Text();
+  EXPECT_EQ(s.ValueOf("/sys/module/kmm_ci_b/parameters/greeting_count="), "3");
+  EXPECT_EQ(s.ValueOf("/sys/module/kmm_ci_a/parameters/devices="), "2");
+  EXPECT_TRUE(s.Contains("kmm-ci-a0 kmm-ci-a1 ")) << s.Text();
+  EXPECT_EQ(s.ValueOf("/run/kmm/b.term="), "loaded: kmm_ci_a, kmm_ci_b");
+  EXPECT_LT(s.IndexOf("loaded kmm_ci_a from /opt/lib/modules/"),
+            s.IndexOf("loaded kmm_ci_b from /opt/lib/modules/"));
+  // After unload: nothing left, and status says so.
+  EXPECT_LT(s.IndexOf("unloaded kmm_ci_b"), s.IndexOf("unloaded kmm_ci_a"));
+  EXPECT_TRUE(s.Contains("loaded: ")) << s.Text();
+  EXPECT_TRUE(s.Contains("not ready: kmm_ci_b is not loaded")) << s.Text();
+}
+
+TEST_F(LoaderOnRealKernel, SecondLoadAndSecondUnloadSucceed) {
+  const Section& s = Normal("idempotent_load");
+  EXPECT_EQ(s.exit_codes, (std::vector<int>{0, 0, 0, 0})) << s.Text();
+  EXPECT_TRUE(s.Contains("kmm_ci_a is already loaded")) << s.Text();
+  EXPECT_TRUE(s.Contains("kmm-ci-a0 kmm-ci-a1 kmm-ci-a2 ")) << s.Text();
+  EXPECT_TRUE(s.Contains("kmm_ci_a is not loaded; nothing to unload")) << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ");
+}
+
+TEST_F(LoaderOnRealKernel, ModulesLoadingOrderLoadsFromTheEndAndUnloadsFromTheStart) {
+  const Section& s = Normal("loading_order");
+  EXPECT_EQ(s.exit_codes, (std::vector<int>{0, 0})) << s.Text();
+  EXPECT_LT(s.IndexOf("loaded kmm_ci_a"), s.IndexOf("loaded kmm_ci_b")) << s.Text();
+  EXPECT_LT(s.IndexOf("unloaded kmm_ci_b"), s.IndexOf("unloaded kmm_ci_a")) << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ");
+}
+
+TEST_F(LoaderOnRealKernel, RemovesInTreeModuleBeforeLoading) {
+  const Section& s = Normal("in_tree_removal");
+  EXPECT_EQ(s.exit_codes, (std::vector<int>{0, 0, 0})) << s.Text();
+  EXPECT_EQ(s.lines[s.IndexOf("KMM-RC") + 1], "loaded: dummy ") << s.Text();
+  EXPECT_TRUE(s.Contains("unloaded dummy")) << s.Text();
+  EXPECT_TRUE(s.Contains("in-tree module not_a_module is not loaded")) << s.Text();
+  EXPECT_LT(s.IndexOf("unloaded dummy"), s.IndexOf("loaded kmm_ci_a from"));
+  EXPECT_TRUE(s.Contains("loaded: kmm_ci_a ")) << "dummy must be gone\n" << s.Text();
+}
+
+TEST_F(LoaderOnRealKernel, CopiesFirmwareThatTheModuleLoads) {
+  const Section& s = Normal("firmware");
+  EXPECT_EQ(s.exit_codes, (std::vector<int>{0, 0})) << s.Text();
+  EXPECT_EQ(s.ValueOf("installed-firmware-bytes: "), "1234");
+  EXPECT_EQ(s.ValueOf("/sys/module/firmware_class/parameters/path="), "/var/lib/kmm-firmware");
+  EXPECT_EQ(s.ValueOf("/sys/class/misc/kmm-ci-a0/firmware_size="), "1234")
+      << "the module itself loaded the firmware\n"
+      << s.Text();
+  EXPECT_EQ(s.ValueOf("/var/lib/kmm-firmware/kmm-ci-a.bin="), "<missing>")
+      << "firmware must be removed on unload";
+}
+
+TEST_F(LoaderOnRealKernel, RunLoadsReportsReadyAndUnloadsOnSigterm) {
+  const Section& s = Normal("run_until_sigterm");
+  EXPECT_TRUE(s.Contains("ready-file: present")) << s.Text();
+  EXPECT_EQ(s.exit_codes, (std::vector<int>{0})) << "status while running\n" << s.Text();
+  EXPECT_EQ(s.ValueOf("run-exit: "), "0");
+  EXPECT_TRUE(s.Contains("received SIGTERM; shutting down")) << s.Text();
+  EXPECT_LT(s.IndexOf("received SIGTERM"), s.IndexOf("unloaded kmm_ci_b"));
+  EXPECT_EQ(s.ValueOf("/run/kmm/ready="), "<missing>");
+  EXPECT_EQ(s.ValueOf("/run/kmm/run.term="), "unloaded");
+  EXPECT_EQ(s.lines[s.IndexOf("/run/kmm/ready=") - 1], "loaded: ") << s.Text();
+}
+
+TEST_F(LoaderOnRealKernel, UnloadRetriesWhileADeviceIsOpenThenReportsTheBusyModule) {
+  const Section& s = Normal("unload_while_busy");
+  // load, unload (busy for ~2.5 s, then free), load, unload (busy past 1 s), final unload.
+  EXPECT_EQ(s.exit_codes, (std::vector<int>{0, 0, 0, 1, 0})) << s.Text();
+  EXPECT_TRUE(s.Contains("kmm_ci_a is in use; retrying until it is free")) << s.Text();
+  const std::string message = s.ValueOf("/run/kmm/busy.term=");
+  EXPECT_NE(message.find("unload failed: kmm_ci_a is still in use"), std::string::npos) << message;
+  EXPECT_NE(message.find("EBUSY"), std::string::npos) << message;
+  EXPECT_EQ(s.lines.back(), "loaded: ");
+}
+
+TEST_F(LoaderOnRealKernel, RefusesModuleBuiltForAnotherKernelBeforeInserting) {
+  const Section& s = Normal("vermagic_mismatch");
+  EXPECT_EQ(s.exit_codes, (std::vector<int>{1})) << s.Text();
+  EXPECT_TRUE(s.Contains("kmm_ci_a was built for kernel 6.")) << s.Text();
+  EXPECT_TRUE(s.Contains("but this node runs kernel 6.")) << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ") << "init_module must not have been tried";
+}
+
+TEST_F(LoaderOnRealKernel, LoaderForAnotherKernelLoadsNothingAndUnloadSucceeds) {
+  const Section& s = Normal("wrong_kernel");
+  EXPECT_EQ(s.exit_codes, (std::vector<int>{1, 1, 0})) << s.Text();
+  EXPECT_TRUE(s.Contains("this loader is for kernel 5.15.0-43-generic but the node runs"))
+      << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ");
+}
+
+TEST_F(LoaderOnRealKernel, UnsignedModuleRefusedWhenSignaturesAreEnforced) {
+  const Section& s = SigEnforce("unsigned_refused");
+  EXPECT_EQ(s.ValueOf("/sys/module/module/parameters/sig_enforce="), "Y");
+  ASSERT_EQ(s.exit_codes, (std::vector<int>{1, 0})) << s.Text();
+  EXPECT_TRUE(
+      s.Contains("the kernel enforces module signatures and rejected kmm_ci_a "
+                 "(EKEYREJECTED)"))
+      << s.Text();
+  EXPECT_TRUE(s.Contains("must be signed")) << s.Text();
+  EXPECT_TRUE(s.Contains("loaded: dummy ")) << "Debian's signed module still loads\n" << s.Text();
+}
+
+}  // namespace
+}  // namespace kmm::e2e

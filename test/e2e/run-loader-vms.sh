@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Boots the qemu node twice for the loader e2e suite (normal, then module.sig_enforce=1) and
+# leaves the console logs in OUT for loader_e2e_test. Usage: run-loader-vms.sh BUILD_DIR OUT
+set -euo pipefail
+build=$(cd "$1" && pwd) out=$2
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+kver=$(ls -d /usr/src/linux-headers-*-amd64 | sort -V | tail -n 1); kver=${kver#/usr/src/linux-headers-}
+modules=$build/test-modules/$kver
+rm -rf "$out" && mkdir -p "$out/assets/firmware" "$out/assets/opt-bad/lib/modules/$kver/extra"
+head -c 1234 /dev/urandom > "$out/assets/firmware/kmm-ci-a.bin"
+# A module image whose kmm_ci_a claims another kernel in its vermagic.
+"$here/../modules/make-bad-vermagic.sh" "$modules/kmm_ci_a.ko" \
+  "$out/assets/opt-bad/lib/modules/$kver/extra/kmm_ci_a.ko" > "$out/assets/bad-vermagic"
+depmod -b "$out/assets/opt-bad" "$kver" 2>/dev/null
+mkdir -p "$out/assets/image"
+cp "$modules"/kmm_ci_{a,b}.ko "$out/assets/image/"
+
+rc=0
+"$here/../qemu/run-vm" --work "$out/normal" --scenario "$here/loader-scenarios.sh" \
+  --bin "$build/bin/kmm-loader" --modules-dir "$out/assets/image" \
+  --copy "$out/assets/firmware:/opt/firmware" --copy "$out/assets/opt-bad:/opt-bad" || rc=$?
+"$here/../qemu/run-vm" --work "$out/sig-enforce" --scenario "$here/sig-enforce-scenarios.sh" \
+  --bin "$build/bin/kmm-loader" --modules-dir "$out/assets/image" \
+  --append "module.sig_enforce=1" || rc=$?
+exit "$rc"
