@@ -85,6 +85,6 @@ struct fmt::formatter<absl::Status> : fmt::formatter<std::string_view> {
   if (!tmp.ok()) {                                 \
     return std::move(tmp).status();                \
   }                                                \
-  lhs = std::move(tmp).value()
+  lhs = std::move(tmp).value()  // NOLINT(bugprone-macro-parentheses): lhs may declare
 
 #endif  // KMM_COMMON_STATUS_H_
