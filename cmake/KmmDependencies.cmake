@@ -20,3 +20,19 @@ if(NOT TARGET CLI11::CLI11)
   add_library(CLI11::CLI11 INTERFACE IMPORTED)
   target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
 endif()
+
+# Abseil's static archives, for binaries that start often and must start fast (kmm-loader
+# runs as a process per probe and per load). Debian splits abseil into ~30 shared
+# libraries, and loading them dominates a short process's run time. Binaries that also link
+# gRPC (which uses the shared abseil) keep the shared libraries: one copy per process.
+pkg_check_modules(ABSL_LINK REQUIRED absl_statusor absl_status absl_synchronization absl_time
+                  absl_strings absl_cord)
+add_library(kmm_absl_static INTERFACE)
+foreach(name ${ABSL_LINK_STATIC_LIBRARIES})  # in link order, as pkg-config --static gives
+  if(name MATCHES "^absl_")
+    find_library(KMM_STATIC_${name} NAMES lib${name}.a REQUIRED)
+    target_link_libraries(kmm_absl_static INTERFACE ${KMM_STATIC_${name}})
+  else()
+    target_link_libraries(kmm_absl_static INTERFACE ${name})
+  endif()
+endforeach()
