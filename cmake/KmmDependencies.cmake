@@ -36,3 +36,10 @@ foreach(name ${ABSL_LINK_STATIC_LIBRARIES})  # in link order, as pkg-config --st
     target_link_libraries(kmm_absl_static INTERFACE ${name})
   endif()
 endforeach()
+
+# spdlog and fmt header-only: Debian ships them as shared libraries only, and a short-lived
+# kmm-loader process pays for every shared object it maps (see kmm_fast_start). spdlog's own
+# header-only target would still link the shared libfmt, hence this one.
+add_library(kmm_spdlog INTERFACE)
+target_compile_definitions(kmm_spdlog INTERFACE SPDLOG_FMT_EXTERNAL)
+target_link_libraries(kmm_spdlog INTERFACE fmt::fmt-header-only Threads::Threads)

@@ -23,6 +23,14 @@ function(kmm_executable name)
   kmm_strict_warnings(${name})
 endfunction()
 
+# kmm_fast_start(TARGET): for binaries that run as many short processes (kmm-loader is
+# exec'd for every load, unload and readiness probe): fewer shared objects to map and
+# relocate at start-up. Matters most on slow nodes and under emulation.
+function(kmm_fast_start target)
+  set_target_properties(${target} PROPERTIES KMM_STATIC_ABSL ON)
+  target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc -Wl,--as-needed -no-pie)
+endfunction()
+
 # kmm_test(NAME LABEL unit|integration|e2e SOURCES ... DEPS ... [WRAPPER cmd...]):
 # a GoogleTest binary whose tests ctest discovers one by one, tagged with LABEL.
 function(kmm_test name)

@@ -35,14 +35,14 @@ std::string ModulesDir(const std::string& root, const std::string& kernel) {
   return (std::filesystem::path(root) / "lib/modules" / kernel).lexically_normal();
 }
 
-// A context whose log goes to nowhere: libkmod's messages would duplicate ours.
+// A context whose log goes to nowhere: libkmod's messages would duplicate ours. Indexes
+// are opened lazily, on the first lookup that needs them: a short kmm-loader process
+// (status, unload) often needs none.
 absl::StatusOr<CtxPtr> NewContext(const std::string& dir) {
   CtxPtr ctx(kmod_new(dir.c_str(), nullptr));
   if (!ctx) return absl::InternalError(fmt::format("libkmod: cannot create context for {}", dir));
   kmod_set_log_fn(
       ctx.get(), [](void*, int, const char*, int, const char*, const char*, va_list) {}, nullptr);
-  // Without the indexes libkmod falls back to scanning text files; fine, but slower.
-  kmod_load_resources(ctx.get());
   return ctx;
 }
 
@@ -62,27 +62,33 @@ ModulePtr LookupModule(kmod_ctx* ctx, const std::string& name) {
   return nullptr;
 }
 
-// Reads one modinfo key ("depends", "vermagic") of a module file.
-std::string ModinfoValue(kmod_module* module, std::string_view key) {
+// The modinfo keys the loader needs, read in one pass: every kmod_module_get_info call
+// reads and parses the module file again.
+struct Modinfo {
+  std::string vermagic;
+  std::string depends;
+};
+
+Modinfo ReadModinfo(kmod_module* module) {
+  Modinfo modinfo;
   kmod_list* raw = nullptr;
-  if (kmod_module_get_info(module, &raw) < 0) return "";
+  if (kmod_module_get_info(module, &raw) < 0) return modinfo;
   InfoListPtr info(raw);
   kmod_list* entry;
   kmod_list_foreach(entry, info.get()) {
-    if (key == kmod_module_info_get_key(entry)) {
-      const char* value = kmod_module_info_get_value(entry);
-      return value == nullptr ? "" : value;
-    }
+    const std::string_view key = kmod_module_info_get_key(entry);
+    const char* value = kmod_module_info_get_value(entry);
+    if (value == nullptr) continue;
+    if (key == "vermagic") modinfo.vermagic = value;
+    if (key == "depends") modinfo.depends = value;
   }
-  return "";
+  return modinfo;
 }
 
 class LibkmodBackend final : public KmodBackend {
  public:
-  LibkmodBackend(CtxPtr image, CtxPtr host, std::string image_root, std::string image_dir,
-                 std::string host_dir)
+  LibkmodBackend(CtxPtr image, std::string image_root, std::string image_dir, std::string host_dir)
       : image_(std::move(image)),
-        host_(std::move(host)),
         image_root_(std::move(image_root)),
         image_dir_(std::move(image_dir)),
         host_dir_(std::move(host_dir)) {}
@@ -95,7 +101,10 @@ class LibkmodBackend final : public KmodBackend {
   }
 
   absl::Status Insert(const ModuleFile& file, std::string_view options) override {
-    kmod_ctx* ctx = file.from_host ? host_.get() : image_.get();
+    kmod_ctx* ctx = image_.get();
+    if (file.from_host) {
+      ASSIGN_OR_RETURN(ctx, Host());
+    }
     kmod_module* raw = nullptr;
     if (int err = kmod_module_new_from_path(ctx, file.path.c_str(), &raw); err < 0) {
       return ErrnoError(-err, fmt::format("open module {}", file.path));
@@ -138,7 +147,7 @@ class LibkmodBackend final : public KmodBackend {
     const std::string wanted = NormalizeModuleName(name);
     std::vector<std::string> dependencies;
     kmod_list* raw = nullptr;
-    if (kmod_module_new_from_loaded(host_.get(), &raw) < 0) return dependencies;
+    if (kmod_module_new_from_loaded(image_.get(), &raw) < 0) return dependencies;
     ModuleListPtr loaded(raw);
     kmod_list* entry;
     kmod_list_foreach(entry, loaded.get()) {
@@ -167,10 +176,19 @@ class LibkmodBackend final : public KmodBackend {
   }
 
  private:
+  // The host's tree is opened only when the image lacks a module.
+  absl::StatusOr<kmod_ctx*> Host() {
+    if (!host_) {
+      ASSIGN_OR_RETURN(host_, NewContext(host_dir_));
+    }
+    return host_.get();
+  }
+
   absl::StatusOr<ModulePtr> FromName(std::string_view name) {
     kmod_module* raw = nullptr;
     const std::string normalized = NormalizeModuleName(name);
-    if (int err = kmod_module_new_from_name(host_.get(), normalized.c_str(), &raw); err < 0) {
+    // Loaded-module state comes from sysfs; any context will do.
+    if (int err = kmod_module_new_from_name(image_.get(), normalized.c_str(), &raw); err < 0) {
       return ErrnoError(-err, fmt::format("libkmod: module {}", normalized));
     }
     return ModulePtr(raw);
@@ -190,7 +208,8 @@ class LibkmodBackend final : public KmodBackend {
     bool from_host = false;
     ModulePtr module = LookupModule(image_.get(), name);
     if (!module) {
-      module = LookupModule(host_.get(), name);
+      ASSIGN_OR_RETURN(kmod_ctx * host, Host());
+      module = LookupModule(host, name);
       from_host = true;
     }
     if (!module) {
@@ -210,9 +229,9 @@ class LibkmodBackend final : public KmodBackend {
     file.name = kmod_module_get_name(module.get());
     file.path = kmod_module_get_path(module.get());
     file.from_host = from_host;
-    const std::string vermagic = ModinfoValue(module.get(), "vermagic");
-    file.vermagic = vermagic.substr(0, vermagic.find(' '));
-    const std::string depends = ModinfoValue(module.get(), "depends");
+    const Modinfo modinfo = ReadModinfo(module.get());
+    file.vermagic = modinfo.vermagic.substr(0, modinfo.vermagic.find(' '));
+    const std::string& depends = modinfo.depends;
     size_t start = 0;
     while (start < depends.size()) {
       size_t comma = depends.find(',', start);
@@ -265,9 +284,8 @@ absl::StatusOr<std::unique_ptr<KmodBackend>> MakeLibkmodBackend(std::string imag
   const std::string image_dir = ModulesDir(image_root, kernel_version);
   const std::string host_dir = ModulesDir(host_root, kernel_version);
   ASSIGN_OR_RETURN(CtxPtr image, NewContext(image_dir));
-  ASSIGN_OR_RETURN(CtxPtr host, NewContext(host_dir));
   return std::unique_ptr<KmodBackend>(
-      new LibkmodBackend(std::move(image), std::move(host), image_root, image_dir, host_dir));
+      new LibkmodBackend(std::move(image), image_root, image_dir, host_dir));
 }
 
 }  // namespace kmm::loader

@@ -82,13 +82,6 @@ int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::Shutdown
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Before any thread exists, so every thread inherits the blocked signal mask.
-  absl::StatusOr<std::unique_ptr<kmm::ShutdownSignal>> shutdown = kmm::ShutdownSignal::Install();
-  if (!shutdown.ok()) {
-    fmt::print(stderr, "kmm-loader: {}\n", shutdown.status().message());
-    return EXIT_FAILURE;
-  }
-
   CLI::App app{"kmm-loader: loads and unloads out-of-tree kernel modules with libkmod",
                "kmm-loader"};
   app.require_subcommand(1);
@@ -133,7 +126,15 @@ int main(int argc, char** argv) {
   const std::string command = app.get_subcommands().front()->get_name();
   if (command == "load") return DoLoad(loader, *config);
   if (command == "unload") return DoUnload(loader, *config);
-  if (command == "run") return DoRun(loader, *config, **shutdown);
+  if (command == "run") {
+    // Only `run` waits for signals; the other subcommands keep the default actions.
+    absl::StatusOr<std::unique_ptr<kmm::ShutdownSignal>> shutdown = kmm::ShutdownSignal::Install();
+    if (!shutdown.ok()) {
+      spdlog::error("{}", shutdown.status().message());
+      return EXIT_FAILURE;
+    }
+    return DoRun(loader, *config, **shutdown);
+  }
   // status
   if (absl::Status live = loader.CheckLive(); !live.ok()) {
     spdlog::info("not ready: {}", live.message());
