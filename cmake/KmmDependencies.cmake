@@ -10,6 +10,10 @@ find_package(spdlog REQUIRED)
 find_package(CLI11 CONFIG QUIET)
 pkg_check_modules(LIBKMOD REQUIRED IMPORTED_TARGET libkmod)
 pkg_check_modules(LIBUDEV REQUIRED IMPORTED_TARGET libudev)
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+# Emulated devices and uevents for the device plugin's tests (run under umockdev-wrapper).
+pkg_check_modules(UMOCKDEV REQUIRED IMPORTED_TARGET umockdev-1.0)
+find_program(KMM_UMOCKDEV_WRAPPER umockdev-wrapper REQUIRED)
 
 find_program(KMM_PROTOC protoc REQUIRED)
 find_program(KMM_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
