@@ -45,9 +45,12 @@ function(kmm_test name)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   kmm_strict_warnings(${name})
+  if(ARG_WRAPPER)
+    # gtest_discover_tests runs the binary through this, for listing and for each test.
+    set_target_properties(${name} PROPERTIES CROSSCOMPILING_EMULATOR "${ARG_WRAPPER}")
+  endif()
   gtest_discover_tests(${name}
     TEST_PREFIX "${name}."
-    CROSSCOMPILING_EMULATOR "${ARG_WRAPPER}"
     PROPERTIES LABELS ${ARG_LABEL} TIMEOUT ${ARG_TIMEOUT} ${ARG_PROPERTIES}
     DISCOVERY_TIMEOUT 30)
 endfunction()

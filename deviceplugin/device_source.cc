@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <set>
 
 #include "common/status.h"
 #include "fmt/format.h"
@@ -92,6 +93,7 @@ class UdevDeviceSource final : public DeviceSource {
       if (!device) continue;  // gone since the scan
       Device found;
       found.syspath = Value(udev_device_get_syspath(device.get()));
+      if (removed_.contains(found.syspath)) continue;
       found.devnode = Value(udev_device_get_devnode(device.get()));
       if (!Glob(match.devnode, found.devnode)) continue;
       if (!match.driver.empty() && DriverOf(device.get()) != match.driver) continue;
@@ -114,8 +116,15 @@ class UdevDeviceSource final : public DeviceSource {
   bool DrainEvents() override {
     bool any = false;
     while (DevicePtr device{udev_monitor_receive_device(monitor_.get())}) {
-      spdlog::debug("uevent {} {}", Value(udev_device_get_action(device.get())),
-                    Value(udev_device_get_syspath(device.get())));
+      const std::string action = Value(udev_device_get_action(device.get()));
+      const std::string syspath = Value(udev_device_get_syspath(device.get()));
+      spdlog::debug("uevent {} {}", action, syspath);
+      // A removed device is gone even if its sysfs directory still shows for a moment.
+      if (action == "remove") {
+        removed_.insert(syspath);
+      } else if (action == "add") {
+        removed_.erase(syspath);
+      }
       any = true;
     }
     return any;
@@ -124,6 +133,7 @@ class UdevDeviceSource final : public DeviceSource {
  private:
   UdevPtr udev_;
   MonitorPtr monitor_;
+  std::set<std::string> removed_;  // syspaths whose last uevent was "remove"
 };
 
 }  // namespace
