@@ -25,21 +25,29 @@ if(NOT TARGET CLI11::CLI11)
   target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
 endif()
 
-# Abseil's static archives, for binaries that start often and must start fast (kmm-loader
-# runs as a process per probe and per load). Debian splits abseil into ~30 shared
-# libraries, and loading them dominates a short process's run time. Binaries that also link
-# gRPC (which uses the shared abseil) keep the shared libraries: one copy per process.
-pkg_check_modules(ABSL_LINK REQUIRED absl_statusor absl_status absl_synchronization absl_time
-                  absl_strings absl_cord)
-add_library(kmm_absl_static INTERFACE)
-foreach(name ${ABSL_LINK_STATIC_LIBRARIES})  # in link order, as pkg-config --static gives
-  if(name MATCHES "^absl_")
-    find_library(KMM_STATIC_${name} NAMES lib${name}.a REQUIRED)
-    target_link_libraries(kmm_absl_static INTERFACE ${KMM_STATIC_${name}})
-  else()
-    target_link_libraries(kmm_absl_static INTERFACE ${name})
-  endif()
-endforeach()
+# Static archives for binaries that must start fast and stay small (kmm_fast_start):
+# Debian splits abseil into ~30 shared libraries and gRPC pulls in a dozen more, and a
+# short-lived kmm-loader process, or a device plugin held to a few MiB, pays for every one.
+# kmm_static_archives(NAME pkg...) makes an interface target that links, in pkg-config's
+# --static order, the .a of every library that has one and the shared library otherwise.
+# EXTRA names libraries Debian's .pc files leave out of --static.
+function(kmm_static_archives name)
+  cmake_parse_arguments(ARG "" "" "EXTRA" ${ARGN})
+  pkg_check_modules(${name}_PC REQUIRED ${ARG_UNPARSED_ARGUMENTS})
+  add_library(${name} INTERFACE)
+  foreach(lib ${${name}_PC_STATIC_LIBRARIES} ${ARG_EXTRA})
+    find_library(KMM_STATIC_${lib} NAMES lib${lib}.a)
+    if(KMM_STATIC_${lib})
+      target_link_libraries(${name} INTERFACE ${KMM_STATIC_${lib}})
+    else()
+      target_link_libraries(${name} INTERFACE ${lib})
+    endif()
+  endforeach()
+endfunction()
+kmm_static_archives(kmm_absl_static absl_statusor absl_status absl_synchronization absl_time
+                    absl_strings absl_cord)
+kmm_static_archives(kmm_grpc_static grpc++_unsecure protobuf
+                    EXTRA upb address_sorting cares re2 z)
 
 # spdlog and fmt header-only: Debian ships them as shared libraries only, and a short-lived
 # kmm-loader process pays for every shared object it maps (see kmm_fast_start). spdlog's own

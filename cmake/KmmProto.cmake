@@ -21,5 +21,11 @@ function(kmm_proto_library name)
     VERBATIM)
   add_library(${name} STATIC ${outputs})
   target_include_directories(${name} SYSTEM PUBLIC ${gen_root})
-  target_link_libraries(${name} PUBLIC protobuf::libprotobuf gRPC::grpc++)
+  # Binaries marked KMM_STATIC_ABSL (kmm_fast_start) get gRPC from static archives too, so
+  # that one copy of abseil serves both.
+  set(static $<BOOL:$<TARGET_PROPERTY:KMM_STATIC_ABSL>>)
+  target_link_libraries(${name} PUBLIC "$<${static}:kmm_grpc_static>"
+                                       "$<$<NOT:${static}>:protobuf::libprotobuf;gRPC::grpc++>")
+  target_include_directories(${name} SYSTEM PUBLIC
+    $<TARGET_PROPERTY:gRPC::grpc++,INTERFACE_INCLUDE_DIRECTORIES>)
 endfunction()

@@ -135,13 +135,16 @@ void DevicePlugin::RegisterDue() {
   const absl::Time now = absl::Now();
   for (Resource& resource : resources_) {
     if (resource.registered || resource.next_attempt > now) continue;
+    if (!std::filesystem::exists(kubelet_socket)) {
+      // No timer: the directory watch wakes us when the kubelet creates its socket.
+      spdlog::info("waiting for the kubelet to create {}", kubelet_socket);
+      resource.next_attempt = absl::InfiniteFuture();
+      continue;
+    }
     const std::string endpoint =
         std::filesystem::path(resource.server->socket_path()).filename().string();
-    absl::Status status = std::filesystem::exists(kubelet_socket)
-                              ? RegisterWithKubelet(kubelet_socket, endpoint,
-                                                    resource.server->resource().resource_name)
-                              : absl::UnavailableError(fmt::format(
-                                    "the kubelet is not listening on {} yet", kubelet_socket));
+    absl::Status status =
+        RegisterWithKubelet(kubelet_socket, endpoint, resource.server->resource().resource_name);
     if (status.ok()) {
       resource.registered = true;
       resource.backoff = absl::Milliseconds(100);
