@@ -109,7 +109,10 @@ absl::StatusOr<LoaderConfig> ParseLoaderConfig(std::string_view json_text,
     RETURN_IF_ERROR(fields.Optional("terminationMessagePath", &config.termination_message_path));
     const nlohmann::json* device_plugin = nullptr;
     RETURN_IF_ERROR(fields.OptionalObject("devicePlugin", &device_plugin));
-    if (device_plugin != nullptr) config.device_plugin = *device_plugin;
+    if (device_plugin != nullptr) {
+      ASSIGN_OR_RETURN(config.device_plugin, deviceplugin::ParseDevicePluginConfig(
+                                                 *device_plugin, "config.devicePlugin"));
+    }
     return fields.NoUnknownFields();
   }();
   if (!status.ok()) return Annotate(status, source);

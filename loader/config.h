@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
+#include "deviceplugin/config.h"
 
 namespace kmm::loader {
 
@@ -37,7 +37,8 @@ struct LoaderConfig {
   std::string firmware_host_path = "/lib/firmware";
   std::string readiness_file;  // written once loaded (run mode); empty: none
   std::string termination_message_path = "/dev/termination-log";
-  nlohmann::json device_plugin;  // null when absent; parsed by the device plugin library
+  // The built-in device plugin, started by `run` after loading and stopped before unloading.
+  std::optional<deviceplugin::DevicePluginConfig> device_plugin;
 };
 
 // Parses and validates a loader config. `source` names the input in errors (a file path).

@@ -31,7 +31,8 @@ TEST(ParseLoaderConfig, ReadsEveryField) {
     "firmwareHostPath": "/var/lib/firmware",
     "readinessFile": "/run/kmm/ready",
     "terminationMessagePath": "/tmp/termination",
-    "devicePlugin": {"resources": []}
+    "devicePlugin": {"resources": [{"resourceName": "example.com/kmm-ci-a",
+                                    "match": {"kernel": "kmm-ci-a*"}}]}
   })");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->module_name, "kmm_ci_b");
@@ -47,7 +48,8 @@ TEST(ParseLoaderConfig, ReadsEveryField) {
   EXPECT_EQ(config->firmware_host_path, "/var/lib/firmware");
   EXPECT_EQ(config->readiness_file, "/run/kmm/ready");
   EXPECT_EQ(config->termination_message_path, "/tmp/termination");
-  EXPECT_TRUE(config->device_plugin.contains("resources"));
+  ASSERT_TRUE(config->device_plugin.has_value());
+  EXPECT_EQ(config->device_plugin->resources.at(0).resource_name, "example.com/kmm-ci-a");
 }
 
 TEST(ParseLoaderConfig, AppliesUpstreamDefaults) {
@@ -57,7 +59,7 @@ TEST(ParseLoaderConfig, AppliesUpstreamDefaults) {
   EXPECT_EQ(config->firmware_host_path, "/lib/firmware");
   EXPECT_EQ(config->termination_message_path, "/dev/termination-log");
   EXPECT_TRUE(config->kernel_version.empty());
-  EXPECT_TRUE(config->device_plugin.is_null());
+  EXPECT_FALSE(config->device_plugin.has_value());
   // An empty dirName means the default, as upstream's CRD default does.
   EXPECT_EQ(Parse(R"({"moduleName": "a", "dirName": ""})")->dir_name, "/opt");
 }
@@ -84,6 +86,15 @@ TEST(ParseLoaderConfig, RejectsWrongTypesByPath) {
             std::string::npos);
   EXPECT_NE(ErrorOf("[1, 2]").find("expected an object"), std::string::npos);
   EXPECT_NE(ErrorOf("{oops").find("not valid JSON"), std::string::npos);
+}
+
+TEST(ParseLoaderConfig, DevicePluginErrorsNameTheirPath) {
+  const std::string error = ErrorOf(
+      R"({"moduleName": "a", "devicePlugin": {"resources": [{"resourceName": "kmm-ci-a",
+                                                            "match": {"kernel": "x"}}]}})");
+  EXPECT_NE(error.find("config.devicePlugin.resources[0].resourceName"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("loader.json"), std::string::npos) << error;
 }
 
 TEST(ParseLoaderConfig, ModuleNameOrRawArgs) {

@@ -8,6 +8,7 @@
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/shutdown.h"
+#include "deviceplugin/device_plugin.h"
 #include "fmt/ranges.h"
 #include "loader/config.h"
 #include "loader/loader.h"
@@ -60,7 +61,22 @@ int DoUnload(Loader& loader, const kmm::loader::LoaderConfig& config) {
 
 // Load, report ready, wait for SIGTERM/SIGINT, unload. A loader for another kernel than the
 // running one loads nothing and stays unready instead of crash-looping (DESIGN.md §3).
-int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::ShutdownSignal& shutdown) {
+// Starts the built-in device plugin, if configured. nullptr with an OK status when none.
+absl::StatusOr<std::unique_ptr<kmm::deviceplugin::DevicePlugin>> StartDevicePlugin(
+    const kmm::loader::LoaderConfig& config, const std::string& device_plugin_dir) {
+  if (!config.device_plugin.has_value()) return nullptr;
+  ASSIGN_OR_RETURN(auto source,
+                   kmm::deviceplugin::MakeUdevDeviceSource(config.device_plugin->uevent_source));
+  kmm::deviceplugin::DevicePluginOptions options;
+  options.device_plugin_dir = device_plugin_dir;
+  ASSIGN_OR_RETURN(auto plugin, kmm::deviceplugin::DevicePlugin::Create(
+                                    *config.device_plugin, options, std::move(source)));
+  RETURN_IF_ERROR(plugin->Start());
+  return plugin;
+}
+
+int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::ShutdownSignal& shutdown,
+          const std::string& device_plugin_dir) {
   if (!loader.TargetsRunningKernel()) {
     spdlog::warn("{}", loader.KernelMismatch());
     WriteTerminationMessage(config.termination_message_path, loader.KernelMismatch());
@@ -68,6 +84,16 @@ int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::Shutdown
     return EXIT_SUCCESS;
   }
   if (int code = DoLoad(loader, config); code != EXIT_SUCCESS) return code;
+  // The plugin runs in this process, so it always stops before the modules go.
+  absl::StatusOr<std::unique_ptr<kmm::deviceplugin::DevicePlugin>> plugin =
+      StartDevicePlugin(config, device_plugin_dir);
+  if (!plugin.ok()) {
+    const std::string message =
+        fmt::format("device plugin failed to start: {}", plugin.status().message());
+    spdlog::error("{}", message);
+    WriteTerminationMessage(config.termination_message_path, message);
+    return EXIT_FAILURE;  // the modules stay loaded; a restarted loader finds them live
+  }
   if (!config.readiness_file.empty()) {
     std::ofstream ready(config.readiness_file, std::ios::trunc);
     ready << "ready\n";
@@ -76,6 +102,7 @@ int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::Shutdown
   spdlog::info("ready; waiting for SIGTERM to unload");
   shutdown.Wait();
   if (!config.readiness_file.empty()) std::remove(config.readiness_file.c_str());
+  if (*plugin) (*plugin)->Stop();
   return DoUnload(loader, config);
 }
 
@@ -96,6 +123,10 @@ int main(int argc, char** argv) {
                  "Seconds to retry unloading a module that is in use (EBUSY)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  std::string device_plugin_dir = "/var/lib/kubelet/device-plugins";
+  app.add_option("--device-plugin-dir", device_plugin_dir,
+                 "The kubelet's device-plugin directory (run with a devicePlugin config)")
+      ->capture_default_str();
   app.add_option("--host-root", options.host_root,
                  "Where the host's /lib/modules is mounted, for in-tree modules")
       ->capture_default_str();
@@ -133,7 +164,7 @@ int main(int argc, char** argv) {
       spdlog::error("{}", shutdown.status().message());
       return EXIT_FAILURE;
     }
-    return DoRun(loader, *config, **shutdown);
+    return DoRun(loader, *config, **shutdown, device_plugin_dir);
   }
   // status
   if (absl::Status live = loader.CheckLive(); !live.ok()) {
