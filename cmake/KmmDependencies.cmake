@@ -46,7 +46,7 @@ function(kmm_static_archives name)
 endfunction()
 kmm_static_archives(kmm_absl_static absl_statusor absl_status absl_synchronization absl_time
                     absl_strings absl_cord)
-kmm_static_archives(kmm_grpc_static grpc++_unsecure protobuf
+kmm_static_archives(kmm_grpc_static grpc++_unsecure protobuf-lite
                     EXTRA upb address_sorting cares re2 z)
 
 # spdlog and fmt header-only: Debian ships them as shared libraries only, and a short-lived
