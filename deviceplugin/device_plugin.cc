@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,11 @@
 namespace kmm::deviceplugin {
 namespace {
 constexpr absl::Duration kLongestRegisterBackoff = absl::Seconds(10);
+
+ino_t InodeOf(const std::string& path) {
+  struct stat info {};
+  return stat(path.c_str(), &info) == 0 ? info.st_ino : 0;
+}
 }  // namespace
 
 std::string SocketNameFor(const std::string& resource_name) {
@@ -147,6 +153,7 @@ void DevicePlugin::RegisterDue() {
         RegisterWithKubelet(kubelet_socket, endpoint, resource.server->resource().resource_name);
     if (status.ok()) {
       resource.registered = true;
+      resource.kubelet_inode = InodeOf(kubelet_socket);
       resource.backoff = absl::Milliseconds(100);
       registrations_.fetch_add(1);
       spdlog::info("registered {} with the kubelet (endpoint {})",
@@ -171,6 +178,16 @@ void DevicePlugin::HandleDirectoryEvents() {
       const bool created = (event->mask & (IN_CREATE | IN_MOVED_TO)) != 0;
       if (created && name == options_.kubelet_socket_name) {
         // A new kubelet: it wiped the directory and wants every plugin to register again.
+        // (Not when this is the socket we already registered with: its creation event may
+        // arrive after we found the socket and registered.)
+        const ino_t inode = InodeOf(
+            (std::filesystem::path(options_.device_plugin_dir) / options_.kubelet_socket_name)
+                .string());
+        bool known = true;
+        for (const Resource& resource : resources_) {
+          known = known && resource.registered && resource.kubelet_inode == inode;
+        }
+        if (known) continue;
         spdlog::info("the kubelet (re)started; registering again");
         for (Resource& resource : resources_) {
           resource.registered = false;

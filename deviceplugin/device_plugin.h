@@ -6,6 +6,8 @@
 #ifndef KMM_DEVICEPLUGIN_DEVICE_PLUGIN_H_
 #define KMM_DEVICEPLUGIN_DEVICE_PLUGIN_H_
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -46,6 +48,7 @@ class DevicePlugin {
     std::vector<Device> devices;
     bool listed = false;  // devices holds a listing
     bool registered = false;
+    ino_t kubelet_inode = 0;  // the kubelet socket we registered with
     absl::Time next_attempt = absl::InfinitePast();
     absl::Duration backoff = absl::Milliseconds(100);
   };

@@ -111,3 +111,29 @@ run $L status --config /etc/kmm/other.json
 run $L unload --config /etc/kmm/other.json
 loaded
 end wrong_kernel
+
+begin device_plugin
+DP=/var/lib/kubelet/device-plugins
+mkdir -p $DP
+kmm-test-kubelet --dir $DP --allocate kmm-ci-a1 > /tmp/kubelet.log 2>&1 &
+kubelet=$!
+config dp '{"moduleName":"kmm_ci_a","parameters":["devices=3"],"readinessFile":"/run/kmm/dp-ready",
+  "devicePlugin":{"ueventSource":"kernel","resources":[{"resourceName":"example.com/kmm-ci-a",
+    "match":{"subsystem":"misc","kernel":"kmm-ci-a*"},"health":{"attribute":"health"}}]}}'
+kmm-loader run --config /etc/kmm/dp.json --device-plugin-dir $DP > /tmp/dp-run.log 2>&1 &
+pid=$!
+wait_for_file /run/kmm/dp-ready 30 && echo "ready-file: present"
+wait_for_line /tmp/kubelet.log "KUBELET-ALLOCATE" 30 && echo "allocated"
+echo 0 > /sys/class/misc/kmm-ci-a0/health
+wait_for_line /tmp/kubelet.log "KUBELET-LIST kmm-ci-a0:Unhealthy" 30 && echo "saw-unhealthy"
+echo 1 > /sys/class/misc/kmm-ci-a0/health
+wait_for_line /tmp/kubelet.log "KUBELET-LIST kmm-ci-a0:Healthy,kmm-ci-a1:Healthy,kmm-ci-a2:Healthy" 30
+kill -TERM $pid
+wait $pid
+echo "run-exit: $?"
+wait $kubelet
+echo "kubelet-exit: $?"
+cat /tmp/kubelet.log
+cat /tmp/dp-run.log
+loaded
+end device_plugin

@@ -127,6 +127,28 @@ TEST_F(LoaderOnRealKernel, LoaderForAnotherKernelLoadsNothingAndUnloadSucceeds) 
   EXPECT_EQ(s.lines.back(), "loaded: ");
 }
 
+TEST_F(LoaderOnRealKernel, DevicePluginAdvertisesRealDevicesAndStopsBeforeUnload) {
+  const Section& s = Normal("device_plugin");
+  EXPECT_TRUE(s.Contains("ready-file: present")) << s.Text();
+  EXPECT_EQ(s.ValueOf("KUBELET-REGISTERED "), "example.com/kmm-ci-a kmm-example.com_kmm-ci-a.sock");
+  EXPECT_EQ(s.ValueOf("KUBELET-LIST "), "kmm-ci-a0:Healthy,kmm-ci-a1:Healthy,kmm-ci-a2:Healthy")
+      << "the first list has every device";
+  EXPECT_EQ(s.ValueOf("KUBELET-ALLOCATE "), "/dev/kmm-ci-a1");
+  // Writing 0 to the health attribute reaches the kubelet as Unhealthy, and back.
+  EXPECT_TRUE(s.Contains("saw-unhealthy")) << s.Text();
+  const int unhealthy = s.IndexOf("KUBELET-LIST kmm-ci-a0:Unhealthy,kmm-ci-a1:Healthy");
+  ASSERT_GE(unhealthy, 0) << s.Text();
+  EXPECT_EQ(s.lines[unhealthy + 1],
+            "KUBELET-LIST kmm-ci-a0:Healthy,kmm-ci-a1:Healthy,kmm-ci-a2:Healthy");
+  EXPECT_TRUE(s.Contains("KUBELET-STREAM-END")) << s.Text();
+  EXPECT_EQ(s.ValueOf("run-exit: "), "0");
+  // Inside one process: the plugin stops, then the module goes.
+  const int stopped = s.IndexOf("device plugin stopped");
+  ASSERT_GE(stopped, 0) << s.Text();
+  EXPECT_LT(stopped, s.IndexOf("unloaded kmm_ci_a")) << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ");
+}
+
 TEST_F(LoaderOnRealKernel, UnsignedModuleRefusedWhenSignaturesAreEnforced) {
   const Section& s = SigEnforce("unsigned_refused");
   EXPECT_EQ(s.ValueOf("/sys/module/module/parameters/sig_enforce="), "Y");

@@ -27,3 +27,13 @@ wait_for_file() {
   while [ ! -e "$1" ] && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
   [ -e "$1" ]
 }
+
+# wait_for_line FILE TEXT SECONDS: waits until FILE has a line containing TEXT.
+wait_for_line() {
+  i=0
+  while ! grep -q -F "$2" "$1" 2>/dev/null && [ $i -lt $(($3 * 10)) ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  grep -q -F "$2" "$1" 2>/dev/null
+}
