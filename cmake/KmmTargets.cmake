@@ -28,7 +28,8 @@ endfunction()
 # relocate at start-up. Matters most on slow nodes and under emulation.
 function(kmm_fast_start target)
   set_target_properties(${target} PROPERTIES KMM_STATIC_ABSL ON)
-  target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc -Wl,--as-needed -no-pie)
+  target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc -Wl,--as-needed -no-pie
+                                        -Wl,--gc-sections)
 endfunction()
 
 # kmm_test(NAME LABEL unit|integration|e2e SOURCES ... DEPS ... [WRAPPER cmd...]):

@@ -103,10 +103,38 @@ void DevicePlugin::Refresh(Resource& resource) {
     spdlog::error("listing devices for {}: {}", config.resource_name, devices.status().message());
     return;
   }
-  if (resource.listed && *devices == resource.devices) return;  // an event for others
+  if (resource.listed && *devices == resource.devices) return;
   resource.listed = true;
-  resource.devices = *devices;
-  Advertised advertised = Advertise(config, std::move(*devices));
+  resource.devices = std::move(*devices);
+  Publish(resource);
+}
+
+void DevicePlugin::Apply(Resource& resource, const std::vector<DeviceEvent>& events) {
+  const ResourceConfig& config = resource.server->resource();
+  std::vector<Device> devices = resource.devices;
+  for (const DeviceEvent& event : events) {
+    auto same = [&](const Device& d) { return d.syspath == event.syspath; };
+    std::optional<Device> now;
+    if (event.action != "remove") now = source_->Lookup(config, event.syspath);
+    auto it = std::find_if(devices.begin(), devices.end(), same);
+    if (it != devices.end() && now) {
+      *it = std::move(*now);
+    } else if (it != devices.end()) {
+      devices.erase(it);  // removed, or no longer matching (e.g. its driver unbound)
+    } else if (now) {
+      devices.insert(std::upper_bound(devices.begin(), devices.end(), *now,
+                                      [](const Device& a, const Device& b) { return a.id < b.id; }),
+                     std::move(*now));
+    }
+  }
+  if (devices == resource.devices) return;  // events for other resources
+  resource.devices = std::move(devices);
+  Publish(resource);
+}
+
+void DevicePlugin::Publish(Resource& resource) {
+  const ResourceConfig& config = resource.server->resource();
+  Advertised advertised = Advertise(config, resource.devices);
   int healthy = 0;
   for (const Device& device : advertised.devices) healthy += device.healthy ? 1 : 0;
   spdlog::info("{}: {} devices ({} healthy), {} advertised", config.resource_name,
@@ -235,8 +263,11 @@ void DevicePlugin::EventLoop() {
     }
     if (fds[0].revents != 0) return;
     if (fds[1].revents != 0) HandleDirectoryEvents();
-    if (udev_fd >= 0 && fds[2].revents != 0 && source_->DrainEvents()) {
-      for (Resource& resource : resources_) Refresh(resource);
+    if (udev_fd >= 0 && fds[2].revents != 0) {
+      const std::vector<DeviceEvent> events = source_->DrainEvents();
+      if (!events.empty()) {
+        for (Resource& resource : resources_) Apply(resource, events);
+      }
     }
   }
 }

@@ -57,6 +57,9 @@ class DevicePlugin {
                std::unique_ptr<DeviceSource> source, int inotify_fd, int wake_fd);
   void EventLoop();
   void Refresh(Resource& resource);
+  // Applies uevents to the resource's devices, touching only the devices they name.
+  void Apply(Resource& resource, const std::vector<DeviceEvent>& events);
+  void Publish(Resource& resource);
   void RegisterDue();
   void HandleDirectoryEvents();
   void WriteCdiSpec(const Resource& resource, const Advertised& advertised);

@@ -89,32 +89,56 @@ class UdevDeviceSource final : public DeviceSource {
     std::vector<Device> devices;
     udev_list_entry* entry;
     udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(enumerate.get())) {
-      DevicePtr device(udev_device_new_from_syspath(udev_.get(), udev_list_entry_get_name(entry)));
-      if (!device) continue;  // gone since the scan
-      Device found;
-      found.syspath = Value(udev_device_get_syspath(device.get()));
-      if (removed_.contains(found.syspath)) continue;
-      found.devnode = Value(udev_device_get_devnode(device.get()));
-      if (!Glob(match.devnode, found.devnode)) continue;
-      if (!match.driver.empty() && DriverOf(device.get()) != match.driver) continue;
-      found.id = DeviceIdFrom(Value(udev_device_get_sysname(device.get())));
-      if (!resource.health.attribute.empty()) {
-        const char* value =
-            udev_device_get_sysattr_value(device.get(), resource.health.attribute.c_str());
-        found.healthy = value != nullptr && Trim(value) == resource.health.healthy_value;
+      const std::string syspath = udev_list_entry_get_name(entry);
+      if (removed_.contains(syspath)) continue;
+      if (std::optional<Device> device = Lookup(resource, syspath)) {
+        devices.push_back(std::move(*device));
       }
-      found.numa_node = NumaNodeOf(device.get());
-      devices.push_back(std::move(found));
     }
     std::sort(devices.begin(), devices.end(),
               [](const Device& a, const Device& b) { return a.id < b.id; });
     return devices;
   }
 
+  std::optional<Device> Lookup(const ResourceConfig& resource,
+                               const std::string& syspath) override {
+    const DeviceMatch& match = resource.match;
+    DevicePtr device(udev_device_new_from_syspath(udev_.get(), syspath.c_str()));
+    if (!device) return std::nullopt;  // gone
+    if (!match.subsystem.empty() &&
+        Value(udev_device_get_subsystem(device.get())) != match.subsystem) {
+      return std::nullopt;
+    }
+    if (!Glob(match.kernel, Value(udev_device_get_sysname(device.get())))) return std::nullopt;
+    for (const auto& [key, value] : match.properties) {
+      if (Value(udev_device_get_property_value(device.get(), key.c_str())) != value) {
+        return std::nullopt;
+      }
+    }
+    for (const auto& [key, value] : match.attributes) {
+      if (Trim(Value(udev_device_get_sysattr_value(device.get(), key.c_str()))) != value) {
+        return std::nullopt;
+      }
+    }
+    Device found;
+    found.syspath = syspath;
+    found.devnode = Value(udev_device_get_devnode(device.get()));
+    if (!Glob(match.devnode, found.devnode)) return std::nullopt;
+    if (!match.driver.empty() && DriverOf(device.get()) != match.driver) return std::nullopt;
+    found.id = DeviceIdFrom(Value(udev_device_get_sysname(device.get())));
+    if (!resource.health.attribute.empty()) {
+      const char* value =
+          udev_device_get_sysattr_value(device.get(), resource.health.attribute.c_str());
+      found.healthy = value != nullptr && Trim(value) == resource.health.healthy_value;
+    }
+    found.numa_node = NumaNodeOf(device.get());
+    return found;
+  }
+
   int EventFd() const override { return udev_monitor_get_fd(monitor_.get()); }
 
-  bool DrainEvents() override {
-    bool any = false;
+  std::vector<DeviceEvent> DrainEvents() override {
+    std::vector<DeviceEvent> events;
     while (DevicePtr device{udev_monitor_receive_device(monitor_.get())}) {
       const std::string action = Value(udev_device_get_action(device.get()));
       const std::string syspath = Value(udev_device_get_syspath(device.get()));
@@ -125,9 +149,9 @@ class UdevDeviceSource final : public DeviceSource {
       } else if (action == "add") {
         removed_.erase(syspath);
       }
-      any = true;
+      events.push_back({action, syspath});
     }
-    return any;
+    return events;
   }
 
  private:

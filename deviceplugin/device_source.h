@@ -6,6 +6,7 @@
 #define KMM_DEVICEPLUGIN_DEVICE_SOURCE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,15 +25,24 @@ struct Device {
   bool operator==(const Device&) const = default;
 };
 
+// One uevent: "add", "remove", "change", "bind", "unbind", ...
+struct DeviceEvent {
+  std::string action;
+  std::string syspath;
+};
+
 class DeviceSource {
  public:
   virtual ~DeviceSource() = default;
   // The devices matching `resource`, sorted by ID.
   virtual absl::StatusOr<std::vector<Device>> List(const ResourceConfig& resource) = 0;
+  // The device at `syspath`, read afresh, if it exists and matches `resource`.
+  virtual std::optional<Device> Lookup(const ResourceConfig& resource,
+                                       const std::string& syspath) = 0;
   // A file descriptor that becomes readable when devices may have changed (-1: never).
   virtual int EventFd() const = 0;
-  // Reads every pending event; true when at least one arrived.
-  virtual bool DrainEvents() = 0;
+  // Reads every pending event.
+  virtual std::vector<DeviceEvent> DrainEvents() = 0;
 };
 
 // `uevent_source`: "udev", "kernel" or "auto" (udev when /run/udev/control exists).

@@ -19,11 +19,11 @@
 
 #include "kmm_ci_a.h"
 
-#define KMM_CI_A_MAX_DEVICES 64
+#define KMM_CI_A_MAX_DEVICES 256
 
 static int devices = 2;
 module_param(devices, int, 0444);
-MODULE_PARM_DESC(devices, "Number of /dev/kmm-ci-aN devices to create (1-64, default 2)");
+MODULE_PARM_DESC(devices, "Number of /dev/kmm-ci-aN devices to create (1-256, default 2)");
 
 static char *firmware = "";
 module_param(firmware, charp, 0444);
