@@ -120,8 +120,9 @@ absl::Status Loader::RemoveInTreeModules() {
       spdlog::info("in-tree module {} is not loaded; nothing to remove", name);
       continue;
     }
+    std::set<std::string> removed;
     RETURN_IF_ERROR(
-        Annotate(RemoveWithUnusedDependencies(*kmod, NormalizeModuleName(name), deadline),
+        Annotate(RemoveWithUnusedDependencies(*kmod, NormalizeModuleName(name), deadline, removed),
                  "remove in-tree module before loading"));
   }
   return absl::OkStatus();
@@ -155,13 +156,15 @@ absl::Status Loader::RemoveRetryingWhileBusy(KmodBackend& kmod, const std::strin
 }
 
 absl::Status Loader::RemoveWithUnusedDependencies(KmodBackend& kmod, const std::string& name,
-                                                  absl::Time deadline) {
+                                                  absl::Time deadline,
+                                                  std::set<std::string>& removed) {
   const std::vector<std::string> dependencies = kmod.LoadedDependencies(name);
   RETURN_IF_ERROR(RemoveRetryingWhileBusy(kmod, name, deadline));
+  removed.insert(name);
   // As modprobe -r: dependencies go too, unless something else still uses them.
   for (const std::string& dependency : dependencies) {
     if (kmod.State(dependency) != ModuleState::kLive || kmod.Users(dependency) > 0) continue;
-    RETURN_IF_ERROR(RemoveWithUnusedDependencies(kmod, dependency, deadline));
+    RETURN_IF_ERROR(RemoveWithUnusedDependencies(kmod, dependency, deadline, removed));
   }
   return absl::OkStatus();
 }
@@ -174,8 +177,10 @@ absl::Status Loader::Unload() {
   ASSIGN_OR_RETURN(const UnloadPlan plan, PlanUnload(config_, target_kernel_));
   ASSIGN_OR_RETURN(KmodBackend * kmod, Backend(plan.root, plan.kernel_version));
   const absl::Time deadline = clock_.Now() + options_.unload_timeout;
+  std::set<std::string> removed;  // including dependencies removed along the way
   for (const std::string& module : plan.modules) {
     const std::string name = NormalizeModuleName(module);
+    if (removed.contains(name)) continue;
     const ModuleState state = kmod->State(name);
     if (state == ModuleState::kNotLoaded) {
       if (plan.first_time) {
@@ -189,7 +194,7 @@ absl::Status Loader::Unload() {
       spdlog::warn("{} is built into the kernel and cannot be unloaded", name);
       continue;
     }
-    RETURN_IF_ERROR(RemoveWithUnusedDependencies(*kmod, name, deadline));
+    RETURN_IF_ERROR(RemoveWithUnusedDependencies(*kmod, name, deadline, removed));
   }
   if (!config_.firmware_path.empty()) {
     RETURN_IF_ERROR(RemoveFirmware(FirmwareSource(), config_.firmware_host_path));

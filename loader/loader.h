@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,10 @@ class Loader {
  private:
   absl::StatusOr<KmodBackend*> Backend(const std::string& root, const std::string& kernel);
   absl::Status RemoveInTreeModules();
+  // Removes `name`, then its dependencies nobody else uses; adds what it removed to
+  // `removed`.
   absl::Status RemoveWithUnusedDependencies(KmodBackend& kmod, const std::string& name,
-                                            absl::Time deadline);
+                                            absl::Time deadline, std::set<std::string>& removed);
   absl::Status RemoveRetryingWhileBusy(KmodBackend& kmod, const std::string& name,
                                        absl::Time deadline);
   std::string FirmwareSource() const;
