@@ -12,3 +12,20 @@ kmm-loader-bench commands --iterations $N --name kmm-loader-process \
   --load "kmm-loader --log-level warn load --config /tmp/b.json" \
   --unload "kmm-loader --log-level warn unload --config /tmp/b.json"
 kmm-loader-bench inprocess --iterations $N --config /tmp/b.json
+
+# The shipped kmm-device-plugin with 100 real devices (kmm_ci_a devices=100): its memory,
+# read from /proc, with no test harness in the process.
+modprobe -r -d /opt kmm_ci_b 2>/dev/null
+# 100: the kernel has 128 dynamic misc minors, a few already taken.
+/sbin/modprobe -d /opt kmm_ci_a devices=100
+mkdir -p /var/lib/kubelet/device-plugins
+kmm-test-kubelet --dir /var/lib/kubelet/device-plugins > /tmp/kubelet.log 2>&1 &
+echo '{"ueventSource":"kernel","resources":[{"resourceName":"example.com/kmm-ci-a",
+  "match":{"subsystem":"misc","kernel":"kmm-ci-a*"},"health":{"attribute":"health"}}]}' > /tmp/dp.json
+kmm-device-plugin --config /tmp/dp.json --log-level warn &
+plugin=$!
+wait_for_line /tmp/kubelet.log "kmm-ci-a99:Healthy" 60
+sleep 1
+echo "BENCH-RSS devices=$(ls /dev/kmm-ci-a* | wc -l) $(grep -E '^(VmRSS|RssAnon|RssFile):' /proc/$plugin/status | tr -s ' \t' ' ' | tr '\n' ' ')"
+kill -TERM $plugin
+wait $plugin

@@ -67,4 +67,17 @@ echo "ok: the pod was admitted and runs"
 grep -F "\"pod\":\"$pod\"" "$state/containers.jsonl" | grep -Eq '"host_path":"/dev/(null|zero)"' \
   || fail "the runtime did not receive the allocated device: $(grep -F "$pod" "$state/containers.jsonl" || true)"
 echo "ok: the runtime received the allocated device node"
+# A kubelet restart wipes the plugin's socket; the plugin serves and registers again.
+kubectl delete pod "$pod" --wait=true --timeout 60s >/dev/null
+"$here/kmm-test-cluster" restart-kubelet
+deadline=$((SECONDS + 90))
+until grep -q "the kubelet (re)started" "$state/logs/kmm-it-plugin.log" \
+    && [[ -S /var/lib/kubelet/device-plugins/kmm-example.com_kmm-it.sock ]] \
+    && [[ $(kubectl get node "$node" -o jsonpath='{.status.allocatable.example\.com/kmm-it}') == 2 ]]; do
+  ((SECONDS < deadline)) || fail "no re-registration after the kubelet restart: $(tail -n 5 "$state/logs/kmm-it-plugin.log")"
+  sleep 0.5
+done
+[[ $(grep -c "registered example.com/kmm-it with the kubelet" "$state/logs/kmm-it-plugin.log") -ge 2 ]] \
+  || fail "the plugin did not register a second time"
+echo "ok: after a kubelet restart the plugin registered again and the node offers 2 devices"
 echo "kubelet device-plugin test passed"
