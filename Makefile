@@ -19,6 +19,7 @@ DEB_PACKAGES := \
   libcli11-dev libre2-dev libcurl4-openssl-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev googletest umockdev libumockdev-dev \
   clang-format clang-tidy openssl kmod cpio busybox-static qemu-system-x86 \
+  python3 curl procps \
   linux-image-amd64 linux-headers-amd64
 
 .PHONY: deps build test test-asan test-tsan bench demo fmt lint clean
