@@ -59,8 +59,6 @@ int DoUnload(Loader& loader, const kmm::loader::LoaderConfig& config) {
   return EXIT_SUCCESS;
 }
 
-// Load, report ready, wait for SIGTERM/SIGINT, unload. A loader for another kernel than the
-// running one loads nothing and stays unready instead of crash-looping (DESIGN.md §3).
 // Starts the built-in device plugin, if configured. nullptr with an OK status when none.
 absl::StatusOr<std::unique_ptr<kmm::deviceplugin::DevicePlugin>> StartDevicePlugin(
     const kmm::loader::LoaderConfig& config, const std::string& device_plugin_dir) {
@@ -75,6 +73,9 @@ absl::StatusOr<std::unique_ptr<kmm::deviceplugin::DevicePlugin>> StartDevicePlug
   return plugin;
 }
 
+// Load, start the device plugin, report ready, wait for SIGTERM/SIGINT, stop the plugin,
+// unload. A loader for another kernel than the running one loads nothing and stays unready
+// instead of crash-looping (DESIGN.md §3).
 int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::ShutdownSignal& shutdown,
           const std::string& device_plugin_dir) {
   if (!loader.TargetsRunningKernel()) {
