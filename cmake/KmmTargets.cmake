@@ -52,6 +52,10 @@ function(kmm_test name)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   kmm_strict_warnings(${name})
   if(ARG_WRAPPER)
+    if(KMM_ASAN)
+      # A preloading wrapper (umockdev) puts its library before ASan's runtime; allow it.
+      list(PREPEND ARG_WRAPPER ${CMAKE_COMMAND} -E env ASAN_OPTIONS=verify_asan_link_order=0)
+    endif()
     # gtest_discover_tests runs the binary through this, for listing and for each test.
     set_target_properties(${name} PROPERTIES CROSSCOMPILING_EMULATOR "${ARG_WRAPPER}")
   endif()
