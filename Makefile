@@ -16,7 +16,7 @@ DEB_PACKAGES := \
   build-essential cmake ninja-build pkg-config git \
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc \
   libabsl-dev libkmod-dev libudev-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
-  libcli11-dev libre2-dev libcurl4-openssl-dev libcpp-httplib-dev \
+  libcli11-dev libre2-dev libcurl4-openssl-dev libcpp-httplib-dev libyaml-cpp-dev \
   libgtest-dev libgmock-dev googletest umockdev libumockdev-dev \
   clang-format clang-tidy openssl kmod cpio busybox-static qemu-system-x86 \
   python3 curl procps \

@@ -55,3 +55,9 @@ kmm_static_archives(kmm_grpc_static grpc++_unsecure protobuf-lite
 add_library(kmm_spdlog INTERFACE)
 target_compile_definitions(kmm_spdlog INTERFACE SPDLOG_FMT_EXTERNAL)
 target_link_libraries(kmm_spdlog INTERFACE fmt::fmt-header-only Threads::Threads)
+
+# The operator's Kubernetes client: HTTP/2 and TLS from libcurl, kubeconfig YAML from yaml-cpp,
+# probes and metrics served by cpp-httplib.
+pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
+pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
+pkg_check_modules(CPPHTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
