@@ -1,0 +1,239 @@
+#include "operator/kube/informer.h"
+
+#include <random>
+
+#include "common/status.h"
+#include "fmt/format.h"
+#include "operator/kube/api_error.h"
+#include "spdlog/spdlog.h"
+
+namespace kmm::kube {
+namespace {
+
+const nlohmann::json& Metadata(const nlohmann::json& object) {
+  static const nlohmann::json kEmpty = nlohmann::json::object();
+  auto it = object.find("metadata");
+  return it != object.end() && it->is_object() ? *it : kEmpty;
+}
+
+std::string ResourceVersionOf(const nlohmann::json& object) {
+  return Metadata(object).value("resourceVersion", "");
+}
+
+}  // namespace
+
+std::string KeyOf(const nlohmann::json& object) {
+  const nlohmann::json& metadata = Metadata(object);
+  return ObjectKey(metadata.value("namespace", ""), metadata.value("name", ""));
+}
+
+Informer::Informer(KubeClient& client, InformerOptions options)
+    : client_(client), options_(std::move(options)) {}
+
+void Informer::AddEventHandler(ResourceEventHandler* handler) { handlers_.push_back(handler); }
+
+ObjectPtr Informer::Prepare(nlohmann::json object) const {
+  if (options_.transform) object = options_.transform(std::move(object));
+  return std::make_shared<const nlohmann::json>(std::move(object));
+}
+
+void Informer::SetResourceVersion(const nlohmann::json& object) {
+  std::string version = ResourceVersionOf(object);
+  if (version.empty()) return;
+  absl::MutexLock lock(&mu_);
+  resource_version_ = std::move(version);
+}
+
+absl::Status Informer::ListAndReplace() {
+  ListOptions list_options;
+  list_options.label_selector = options_.label_selector;
+  list_options.field_selector = options_.field_selector;
+  list_options.limit = options_.page_size;
+  ASSIGN_OR_RETURN(ObjectList list, ListAll(client_, options_.resource, options_.ns,
+                                            list_options));
+  absl::flat_hash_map<std::string, ObjectPtr> fresh;
+  fresh.reserve(list.items.size());
+  for (nlohmann::json& item : list.items) {
+    std::string key = KeyOf(item);
+    fresh.emplace(std::move(key), Prepare(std::move(item)));
+  }
+  list.items.clear();
+  absl::flat_hash_map<std::string, ObjectPtr> previous;
+  {
+    absl::MutexLock lock(&mu_);
+    previous.swap(cache_);
+    cache_ = fresh;
+    resource_version_ = list.resource_version;
+    ++stats_.lists;
+  }
+  // Tell handlers the difference between what they last heard and the fresh list: this is
+  // how changes made while the watch was down (and compacted away) still arrive.
+  for (const auto& [key, object] : fresh) {
+    auto old = previous.find(key);
+    if (old == previous.end()) {
+      for (ResourceEventHandler* handler : handlers_) handler->OnAdd(object);
+    } else if (ResourceVersionOf(*old->second) != ResourceVersionOf(*object)) {
+      for (ResourceEventHandler* handler : handlers_) handler->OnUpdate(old->second, object);
+    }
+  }
+  for (const auto& [key, object] : previous) {
+    if (!fresh.contains(key)) {
+      for (ResourceEventHandler* handler : handlers_) handler->OnDelete(object);
+    }
+  }
+  synced_.store(true, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+bool Informer::ApplyEvent(WatchEvent&& event, bool* gone, absl::Status* error) {
+  switch (event.type) {
+    case WatchEvent::Type::kBookmark:
+      SetResourceVersion(event.object);
+      return true;
+    case WatchEvent::Type::kError: {
+      const int code = event.object.value("code", 0);
+      if (code == 410) {
+        *gone = true;
+      } else {
+        *error = absl::UnavailableError(fmt::format(
+            "watch of {}: error event: {}", options_.resource.resource,
+            event.object.value("message", event.object.dump())));
+      }
+      return false;
+    }
+    case WatchEvent::Type::kAdded:
+    case WatchEvent::Type::kModified:
+    case WatchEvent::Type::kDeleted:
+      break;
+  }
+  std::string key = KeyOf(event.object);
+  std::string version = ResourceVersionOf(event.object);
+  ObjectPtr object = Prepare(std::move(event.object));
+  ObjectPtr old;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) old = it->second;
+    if (event.type == WatchEvent::Type::kDeleted) {
+      cache_.erase(key);
+    } else {
+      cache_[key] = object;
+    }
+    if (!version.empty()) resource_version_ = std::move(version);
+    ++stats_.events;
+  }
+  for (ResourceEventHandler* handler : handlers_) {
+    if (event.type == WatchEvent::Type::kDeleted) {
+      handler->OnDelete(object);
+    } else if (old == nullptr) {
+      handler->OnAdd(object);
+    } else {
+      handler->OnUpdate(old, object);
+    }
+  }
+  return true;
+}
+
+void Informer::Run(const Cancellation& cancel) {
+  std::mt19937_64 random(std::random_device{}());
+  absl::Duration backoff = options_.initial_backoff;
+  bool need_list = true;
+  const std::string what = options_.resource.resource +
+                           (options_.ns.empty() ? "" : " in namespace " + options_.ns);
+  while (!cancel.cancelled()) {
+    if (need_list) {
+      if (absl::Status status = ListAndReplace(); !status.ok()) {
+        spdlog::warn("informer: listing {} failed, retrying in {}: {}", what,
+                     absl::FormatDuration(backoff), status.message());
+        if (cancel.WaitFor(backoff)) break;
+        backoff = std::min(backoff * 2, options_.max_backoff);
+        continue;
+      }
+      need_list = false;
+      spdlog::debug("informer: {} listed: {} objects at resourceVersion {}", what, Size(),
+                    resource_version());
+    }
+    WatchOptions watch_options;
+    watch_options.label_selector = options_.label_selector;
+    watch_options.field_selector = options_.field_selector;
+    watch_options.resource_version = resource_version();
+    watch_options.allow_bookmarks = true;
+    const int64_t base = absl::ToInt64Seconds(options_.watch_timeout);
+    watch_options.timeout_seconds =
+        base + static_cast<int64_t>(random() % static_cast<uint64_t>(std::max<int64_t>(base, 1)));
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.watches;
+    }
+    bool gone = false;
+    absl::Status event_error;
+    uint64_t events_before = stats().events;
+    absl::Status status = client_.Watch(
+        options_.resource, options_.ns, watch_options,
+        [&](WatchEvent&& event) { return ApplyEvent(std::move(event), &gone, &event_error); },
+        cancel);
+    if (cancel.cancelled()) break;
+    if (gone || IsApiGone(status)) {
+      // Our resourceVersion is older than what the server keeps: relist at once.
+      spdlog::info("informer: {}: resourceVersion {} is too old (410 Gone); relisting", what,
+                   watch_options.resource_version);
+      absl::MutexLock lock(&mu_);
+      ++stats_.relists_after_gone;
+      need_list = true;
+      continue;
+    }
+    if (status.ok() && event_error.ok()) {
+      backoff = options_.initial_backoff;  // the server ended a healthy watch; resume
+      continue;
+    }
+    if (!event_error.ok()) status = event_error;
+    if (stats().events > events_before) backoff = options_.initial_backoff;
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.watch_errors;
+    }
+    spdlog::warn("informer: watch of {} failed, resuming from resourceVersion {} in {}: {}",
+                 what, resource_version(), absl::FormatDuration(backoff), status.message());
+    if (cancel.WaitFor(backoff)) break;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+bool Informer::WaitForSync(const Cancellation& cancel, absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!HasSynced() && !cancel.cancelled() && absl::Now() < deadline) {
+    cancel.WaitFor(absl::Milliseconds(10));
+  }
+  return HasSynced();
+}
+
+ObjectPtr Informer::Get(std::string_view key) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = cache_.find(ToAbsl(key));
+  return it == cache_.end() ? nullptr : it->second;
+}
+
+std::vector<ObjectPtr> Informer::List() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<ObjectPtr> objects;
+  objects.reserve(cache_.size());
+  for (const auto& [key, object] : cache_) objects.push_back(object);
+  return objects;
+}
+
+size_t Informer::Size() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return cache_.size();
+}
+
+std::string Informer::resource_version() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return resource_version_;
+}
+
+Informer::Stats Informer::stats() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return stats_;
+}
+
+}  // namespace kmm::kube
