@@ -51,11 +51,16 @@ absl::Status Informer::ListAndReplace() {
   list_options.limit = options_.page_size;
   ASSIGN_OR_RETURN(ObjectList list, ListAll(client_, options_.resource, options_.ns,
                                             list_options));
+  // In list order too, so handlers hear of objects in the order the server listed them.
+  std::vector<std::pair<std::string, ObjectPtr>> listed;
+  listed.reserve(list.items.size());
   absl::flat_hash_map<std::string, ObjectPtr> fresh;
   fresh.reserve(list.items.size());
   for (nlohmann::json& item : list.items) {
     std::string key = KeyOf(item);
-    fresh.emplace(std::move(key), Prepare(std::move(item)));
+    ObjectPtr object = Prepare(std::move(item));
+    fresh.emplace(key, object);
+    listed.emplace_back(std::move(key), std::move(object));
   }
   list.items.clear();
   absl::flat_hash_map<std::string, ObjectPtr> previous;
@@ -68,7 +73,7 @@ absl::Status Informer::ListAndReplace() {
   }
   // Tell handlers the difference between what they last heard and the fresh list: this is
   // how changes made while the watch was down (and compacted away) still arrive.
-  for (const auto& [key, object] : fresh) {
+  for (const auto& [key, object] : listed) {
     auto old = previous.find(key);
     if (old == previous.end()) {
       for (ResourceEventHandler* handler : handlers_) handler->OnAdd(object);

@@ -1,0 +1,249 @@
+// The HTTP layer of CurlKubeClient against a small local HTTP server that records requests
+// and answers as scripted: what goes on the wire (paths, queries, content types, the bearer
+// token and its rotation) and how responses come back (Retry-After, error bodies). Real API
+// semantics are tested against kube-apiserver in kube_integration_test.cc.
+#include "operator/kube/curl_kube_client.h"
+
+#include <deque>
+#include <thread>
+
+#include "common/testing/temp_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "operator/kube/api_error.h"
+
+namespace kmm::kube {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Recorded {
+  std::string method, path, query, content_type, authorization, body;
+};
+struct Scripted {
+  Scripted() = default;
+  Scripted(int status_code, std::string response_body, std::string retry_after_seconds = "")
+      : status(status_code), body(std::move(response_body)), retry_after(std::move(retry_after_seconds)) {}
+  int status = 200;
+  std::string body = "{}";
+  std::string retry_after;
+};
+
+class ScriptedServer {
+ public:
+  ScriptedServer() {
+    auto handle = [this](const httplib::Request& request, httplib::Response& response) {
+      absl::MutexLock lock(&mu_);
+      std::string query;
+      for (const auto& [key, value] : request.params) {
+        query += (query.empty() ? "" : "&") + key + "=" + value;
+      }
+      recorded_.push_back({request.method, request.path, query,
+                           request.get_header_value("Content-Type"),
+                           request.get_header_value("Authorization"), request.body});
+      Scripted next = script_.empty() ? Scripted{} : script_.front();
+      if (!script_.empty()) script_.pop_front();
+      response.status = next.status;
+      if (!next.retry_after.empty()) response.set_header("Retry-After", next.retry_after);
+      response.set_content(next.body, "application/json");
+    };
+    server_.Get(".*", handle);
+    server_.Post(".*", handle);
+    server_.Put(".*", handle);
+    server_.Patch(".*", handle);
+    server_.Delete(".*", handle);
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::yield();
+  }
+  ~ScriptedServer() {
+    server_.stop();
+    thread_.join();
+  }
+  void Then(Scripted response) {
+    absl::MutexLock lock(&mu_);
+    script_.push_back(std::move(response));
+  }
+  std::vector<Recorded> recorded() {
+    absl::MutexLock lock(&mu_);
+    return recorded_;
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  absl::Mutex mu_;
+  std::deque<Scripted> script_ ABSL_GUARDED_BY(mu_);
+  std::vector<Recorded> recorded_ ABSL_GUARDED_BY(mu_);
+};
+
+std::unique_ptr<CurlKubeClient> ClientFor(const ScriptedServer& server, Clock& clock,
+                                          RestConfig config = {}) {
+  config.server = server.url();
+  auto client = CurlKubeClient::Create(config, {}, clock);
+  EXPECT_TRUE(client.ok()) << client.status();
+  return std::move(*client);
+}
+
+const nlohmann::json kObject = {{"metadata", {{"name", "n1"}}}};
+
+TEST(CurlKubeClientTest, AddressesCoreGroupAndNamespacedPaths) {
+  ScriptedServer server;
+  FakeClock clock;
+  auto client = ClientFor(server, clock);
+  ASSERT_TRUE(client->Get(resources::kNodes, "ignored", "n1").ok());
+  ASSERT_TRUE(client->Get(resources::kDaemonSets, "kmm", "d1").ok());
+  ASSERT_TRUE(client->Update(resources::kModules, "kmm", kObject, "status").ok());
+  std::vector<Recorded> recorded = server.recorded();
+  EXPECT_EQ(recorded[0].path, "/api/v1/nodes/n1");
+  EXPECT_EQ(recorded[1].path, "/apis/apps/v1/namespaces/kmm/daemonsets/d1");
+  EXPECT_EQ(recorded[2].path, "/apis/kmm.sigs.x-k8s.io/v1beta1/namespaces/kmm/modules/n1/status");
+  EXPECT_EQ(recorded[2].method, "PUT");
+}
+
+TEST(CurlKubeClientTest, SendsListQueriesEscaped) {
+  ScriptedServer server;
+  FakeClock clock;
+  auto client = ClientFor(server, clock);
+  server.Then({200, R"({"metadata":{"resourceVersion":"7","continue":"next"},"items":[{"metadata":{"name":"a"}}]})"});
+  ListOptions options;
+  options.label_selector = "app in (a,b)";
+  options.field_selector = "spec.nodeName=n 1";
+  options.limit = 10;
+  options.continue_token = "tok==";
+  absl::StatusOr<ObjectList> list = client->List(resources::kPods, "", options);
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(list->resource_version, "7");
+  EXPECT_EQ(list->continue_token, "next");
+  EXPECT_EQ(list->items[0]["kind"], "Pod");  // filled in, as a get would have it
+  EXPECT_EQ(list->items[0]["apiVersion"], "v1");
+  Recorded request = server.recorded()[0];
+  EXPECT_EQ(request.path, "/api/v1/pods");
+  // httplib decodes the query: what we sent arrived intact.
+  EXPECT_THAT(request.query, HasSubstr("labelSelector=app in (a,b)"));
+  EXPECT_THAT(request.query, HasSubstr("fieldSelector=spec.nodeName=n 1"));
+  EXPECT_THAT(request.query, HasSubstr("continue=tok=="));
+  EXPECT_THAT(request.query, HasSubstr("limit=10"));
+}
+
+TEST(CurlKubeClientTest, UsesEachPatchContentType) {
+  ScriptedServer server;
+  FakeClock clock;
+  auto client = ClientFor(server, clock);
+  ASSERT_TRUE(client->MergePatch(resources::kNodes, "", "n1", {{"a", 1}}, "").ok());
+  ASSERT_TRUE(client->Apply(resources::kNodes, "", kObject, {"kmm-operator", true}, "").ok());
+  DeleteOptions options;
+  options.propagation_policy = "Foreground";
+  options.precondition_resource_version = "5";
+  ASSERT_TRUE(client->Delete(resources::kNodes, "", "n1", options).ok());
+  std::vector<Recorded> recorded = server.recorded();
+  EXPECT_EQ(recorded[0].content_type, "application/merge-patch+json");
+  EXPECT_EQ(recorded[1].content_type, "application/apply-patch+yaml");
+  EXPECT_THAT(recorded[1].query, HasSubstr("fieldManager=kmm-operator"));
+  EXPECT_THAT(recorded[1].query, HasSubstr("force=true"));
+  nlohmann::json delete_body = nlohmann::json::parse(recorded[2].body);
+  EXPECT_EQ(delete_body["propagationPolicy"], "Foreground");
+  EXPECT_EQ(delete_body["preconditions"]["resourceVersion"], "5");
+}
+
+TEST(CurlKubeClientTest, HonoursRetryAfterOnTooManyRequests) {
+  ScriptedServer server;
+  FakeClock clock;
+  auto client = ClientFor(server, clock);
+  server.Then({429, R"({"kind":"Status","reason":"TooManyRequests","message":"slow"})", "3"});
+  server.Then({429, R"({"kind":"Status","reason":"TooManyRequests","message":"slow"})", "1"});
+  server.Then({200, R"({"metadata":{"name":"n1"}})"});
+  const absl::Time start = clock.Now();
+  absl::StatusOr<nlohmann::json> node = client->Get(resources::kNodes, "", "n1");
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_EQ(clock.Now() - start, absl::Seconds(4));  // waited exactly what the server asked
+  EXPECT_EQ(server.recorded().size(), 3u);
+}
+
+TEST(CurlKubeClientTest, GivesUpAfterTheRetryBudgetWithTheServersError) {
+  ScriptedServer server;
+  FakeClock clock;
+  auto client = ClientFor(server, clock);
+  for (int i = 0; i < 10; ++i) {
+    server.Then({429, R"({"kind":"Status","reason":"TooManyRequests","message":"slow down"})", "1"});
+  }
+  absl::StatusOr<nlohmann::json> node = client->Get(resources::kNodes, "", "n1");
+  EXPECT_TRUE(IsApiTooManyRequests(node.status()));
+  EXPECT_THAT(std::string(node.status().message()), HasSubstr("slow down"));
+  EXPECT_EQ(server.recorded().size(), 6u);  // the first try and five retries
+}
+
+TEST(CurlKubeClientTest, ReReadsARotatedTokenFileEveryMinute) {
+  ScriptedServer server;
+  FakeClock clock;
+  testing::TempDir dir;
+  RestConfig config;
+  config.token_file = dir.WriteFile("token", "first\n");
+  auto client = ClientFor(server, clock, config);
+  ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
+  dir.WriteFile("token", "second");
+  clock.Advance(absl::Seconds(30));
+  ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
+  clock.Advance(absl::Seconds(31));
+  ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
+  std::vector<Recorded> recorded = server.recorded();
+  EXPECT_EQ(recorded[0].authorization, "Bearer first");
+  EXPECT_EQ(recorded[1].authorization, "Bearer first");
+  EXPECT_EQ(recorded[2].authorization, "Bearer second");
+}
+
+TEST(CurlKubeClientTest, AnUnreadableTokenFileIsAConfigurationError) {
+  RestConfig config;
+  config.server = "https://127.0.0.1:1";
+  config.token_file = "/nonexistent/token";
+  auto client = CurlKubeClient::Create(config, {});
+  ASSERT_FALSE(client.ok());
+  EXPECT_THAT(std::string(client.status().message()), HasSubstr("/nonexistent/token"));
+}
+
+TEST(CurlKubeClientTest, AConnectionFailureIsUnavailableAndNamesTheUrl) {
+  RestConfig config;
+  config.server = "http://127.0.0.1:1";
+  auto client = CurlKubeClient::Create(config, {});
+  ASSERT_TRUE(client.ok());
+  absl::StatusOr<nlohmann::json> node = (*client)->Get(resources::kNodes, "", "n1");
+  EXPECT_EQ(node.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(node.status().message()), HasSubstr("http://127.0.0.1:1/api/v1/nodes/n1"));
+}
+
+TEST(CurlKubeClientTest, WatchStreamsEventsAndReportsAnErrorResponse) {
+  ScriptedServer server;
+  FakeClock clock;
+  auto client = ClientFor(server, clock);
+  server.Then({200,
+               R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})"
+               "\n"
+               R"({"type":"DELETED","object":{"metadata":{"name":"a","resourceVersion":"6"}}})"
+               "\n"});
+  server.Then({410, R"({"kind":"Status","reason":"Expired","message":"too old resource version"})"});
+  Cancellation cancel;
+  std::vector<std::string> seen;
+  WatchOptions options;
+  options.resource_version = "4";
+  absl::Status ended = client->Watch(
+      resources::kNodes, "", options,
+      [&](WatchEvent&& event) {
+        seen.push_back(std::string(WatchEventTypeName(event.type)));
+        return true;
+      },
+      cancel);
+  EXPECT_TRUE(ended.ok()) << ended;
+  EXPECT_THAT(seen, ::testing::ElementsAre("ADDED", "DELETED"));
+  EXPECT_THAT(server.recorded()[0].query, HasSubstr("resourceVersion=4"));
+  EXPECT_THAT(server.recorded()[0].query, HasSubstr("allowWatchBookmarks=true"));
+  EXPECT_THAT(server.recorded()[0].query, HasSubstr("watch=1"));
+  absl::Status gone = client->Watch(resources::kNodes, "", {}, [](WatchEvent&&) { return true; },
+                                    cancel);
+  EXPECT_TRUE(IsApiGone(gone)) << gone;
+}
+
+}  // namespace
+}  // namespace kmm::kube
