@@ -49,26 +49,28 @@ absl::Status Informer::ListAndReplace() {
   list_options.label_selector = options_.label_selector;
   list_options.field_selector = options_.field_selector;
   list_options.limit = options_.page_size;
-  ASSIGN_OR_RETURN(ObjectList list, ListAll(client_, options_.resource, options_.ns,
-                                            list_options));
-  // In list order too, so handlers hear of objects in the order the server listed them.
-  std::vector<std::pair<std::string, ObjectPtr>> listed;
-  listed.reserve(list.items.size());
+  // Page by page, transforming each page before the next arrives: the full objects of one
+  // page are all that is ever held at once (5,000 whole Nodes would be hundreds of MiB).
+  std::vector<std::pair<std::string, ObjectPtr>> listed;  // in list order, for handlers
   absl::flat_hash_map<std::string, ObjectPtr> fresh;
-  fresh.reserve(list.items.size());
-  for (nlohmann::json& item : list.items) {
-    std::string key = KeyOf(item);
-    ObjectPtr object = Prepare(std::move(item));
-    fresh.emplace(key, object);
-    listed.emplace_back(std::move(key), std::move(object));
-  }
-  list.items.clear();
+  std::string list_version;
+  do {
+    ASSIGN_OR_RETURN(ObjectList page, client_.List(options_.resource, options_.ns, list_options));
+    if (list_version.empty()) list_version = page.resource_version;  // the snapshot's version
+    list_options.continue_token = std::move(page.continue_token);
+    for (nlohmann::json& item : page.items) {
+      std::string key = KeyOf(item);
+      ObjectPtr object = Prepare(std::move(item));
+      fresh.emplace(key, object);
+      listed.emplace_back(std::move(key), std::move(object));
+    }
+  } while (!list_options.continue_token.empty());
   absl::flat_hash_map<std::string, ObjectPtr> previous;
   {
     absl::MutexLock lock(&mu_);
     previous.swap(cache_);
     cache_ = fresh;
-    resource_version_ = list.resource_version;
+    resource_version_ = list_version;
     ++stats_.lists;
   }
   // Tell handlers the difference between what they last heard and the fresh list: this is
