@@ -1,0 +1,36 @@
+// Semantic checks on a parsed Module: upstream KMM's admission webhook rules
+// (internal/webhook/module.go) and the CRD schema rules a decoder cannot express, plus a few
+// of ours that catch, at admission, mistakes upstream only reports later. The operator reports
+// the messages in the Module's status and events; the CRD enforces what CEL can.
+//
+// Each message names the field path and says how to fix it; callers add the Module's name.
+#ifndef KMM_OPERATOR_API_VALIDATION_H_
+#define KMM_OPERATOR_API_VALIDATION_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "operator/api/module.h"
+
+namespace kmm::api {
+
+// Upstream's limit on len(name) + len(namespace): node label keys derived from both must fit
+// Kubernetes' 63-character name part.
+inline constexpr size_t kMaxNameAndNamespaceLength = 41;
+
+// Every problem with `module`; empty when it is valid.
+std::vector<std::string> ValidateModule(const Module& module);
+
+// ValidateModule(new_module) plus upstream's update rule: moduleLoader.container.version cannot
+// change from empty to set or back.
+std::vector<std::string> ValidateModuleUpdate(const Module& old_module, const Module& new_module);
+
+// Whether `image` names a tag or a digest ("repo:tag", "repo@sha256:..."). Stricter than
+// upstream's "contains ':' or '@'": a registry port ("registry:5000/repo") is not a tag.
+bool ImageHasTagOrDigest(std::string_view image);
+
+}  // namespace kmm::api
+
+#endif  // KMM_OPERATOR_API_VALIDATION_H_
