@@ -137,10 +137,15 @@ int main(int argc, char** argv) {
       {"status", "Exit 0 iff every configured module is live"},
       {"run", "Load, report ready, wait for SIGTERM/SIGINT, then unload"},
   };
+  std::string config_env;
   for (const auto& [name, description] : subcommands) {
-    app.add_subcommand(name, description)
-        ->add_option("--config", config_path, "Loader config (JSON)")
-        ->required();
+    CLI::App* subcommand = app.add_subcommand(name, description);
+    CLI::Option* file = subcommand->add_option("--config", config_path, "Loader config (JSON file)");
+    // kmm-operator's DaemonSets put the config in the pod spec, where users can read it.
+    CLI::Option* env = subcommand->add_option(
+        "--config-env", config_env, "Name of an environment variable that holds the config JSON");
+    file->excludes(env);
+    subcommand->require_option(1);
   }
   if (int code = kmm::ParseCommandLine(app, argc, argv); code >= 0) return code;
   if (absl::Status status = kmm::SetupLogging("kmm-loader", log_options); !status.ok()) {
@@ -149,7 +154,16 @@ int main(int argc, char** argv) {
   }
   options.unload_timeout = absl::Seconds(unload_timeout_seconds);
 
-  absl::StatusOr<kmm::loader::LoaderConfig> config = kmm::loader::LoadLoaderConfigFile(config_path);
+  absl::StatusOr<kmm::loader::LoaderConfig> config;
+  if (!config_env.empty()) {
+    const char* text = std::getenv(config_env.c_str());
+    config = text != nullptr
+                 ? kmm::loader::ParseLoaderConfig(text, "$" + config_env)
+                 : absl::InvalidArgumentError(fmt::format(
+                       "--config-env {}: the environment variable is not set", config_env));
+  } else {
+    config = kmm::loader::LoadLoaderConfigFile(config_path);
+  }
   if (!config.ok()) {
     spdlog::error("{}", config.status().message());
     return EXIT_FAILURE;
