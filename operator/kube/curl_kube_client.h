@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "operator/kube/kube_client.h"
+#include "operator/kube/metrics.h"
 #include "operator/kube/rest_config.h"
 
 namespace kmm::kube {
@@ -26,6 +27,18 @@ class RequestObserver {
  public:
   virtual ~RequestObserver() = default;
   virtual void OnRequest(std::string_view verb, int http_code) = 0;
+};
+
+// Counts requests in kmm_api_requests_total{verb,code} ("0": no response).
+class RequestMetrics final : public RequestObserver {
+ public:
+  explicit RequestMetrics(ClientMetrics& metrics) : metrics_(metrics) {}
+  void OnRequest(std::string_view verb, int http_code) override {
+    metrics_.api_requests_total.WithLabels({std::string(verb), std::to_string(http_code)}).Inc();
+  }
+
+ private:
+  ClientMetrics& metrics_;
 };
 
 struct ClientOptions {

@@ -245,5 +245,26 @@ TEST(CurlKubeClientTest, WatchStreamsEventsAndReportsAnErrorResponse) {
   EXPECT_TRUE(IsApiGone(gone)) << gone;
 }
 
+TEST(CurlKubeClientTest, CountsRequestsByVerbAndCode) {
+  ScriptedServer server;
+  Registry registry;
+  ClientMetrics metrics(registry);
+  RequestMetrics observer(metrics);
+  ClientOptions options;
+  options.observer = &observer;
+  RestConfig config;
+  config.server = server.url();
+  auto client = CurlKubeClient::Create(config, options);
+  ASSERT_TRUE(client.ok());
+  server.Then({404, R"({"kind":"Status","reason":"NotFound","message":"gone"})"});
+  (*client)->Get(resources::kNodes, "", "n1").IgnoreError();
+  ASSERT_TRUE((*client)->Get(resources::kNodes, "", "n1").ok());
+  ASSERT_TRUE((*client)->Create(resources::kNodes, "", kObject).ok());
+  const std::string text = registry.Render();
+  EXPECT_THAT(text, HasSubstr("kmm_api_requests_total{verb=\"get\",code=\"404\"} 1"));
+  EXPECT_THAT(text, HasSubstr("kmm_api_requests_total{verb=\"get\",code=\"200\"} 1"));
+  EXPECT_THAT(text, HasSubstr("kmm_api_requests_total{verb=\"create\",code=\"200\"} 1"));
+}
+
 }  // namespace
 }  // namespace kmm::kube

@@ -184,6 +184,7 @@ void Informer::Run(const Cancellation& cancel) {
       // Our resourceVersion is older than what the server keeps: relist at once.
       spdlog::info("informer: {}: resourceVersion {} is too old (410 Gone); relisting", what,
                    watch_options.resource_version);
+      if (options_.watch_restarts != nullptr) options_.watch_restarts->Inc();
       absl::MutexLock lock(&mu_);
       ++stats_.relists_after_gone;
       need_list = true;
@@ -195,6 +196,7 @@ void Informer::Run(const Cancellation& cancel) {
     }
     if (!event_error.ok()) status = event_error;
     if (stats().events > events_before) backoff = options_.initial_backoff;
+    if (options_.watch_restarts != nullptr) options_.watch_restarts->Inc();
     {
       absl::MutexLock lock(&mu_);
       ++stats_.watch_errors;

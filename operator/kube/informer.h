@@ -21,6 +21,7 @@
 #include "nlohmann/json.hpp"
 #include "operator/kube/cancellation.h"
 #include "operator/kube/kube_client.h"
+#include "operator/kube/metrics.h"
 
 namespace kmm::kube {
 
@@ -72,6 +73,8 @@ struct InformerOptions {
   absl::Duration watch_timeout = absl::Minutes(5);
   absl::Duration initial_backoff = absl::Milliseconds(800);
   absl::Duration max_backoff = absl::Seconds(30);
+  // Counts watches that had to be restarted (an error, or a relist after 410); may be null.
+  Counter* watch_restarts = nullptr;
 };
 
 class Informer {
