@@ -1,0 +1,48 @@
+// The labels and names kmm puts on Nodes, DaemonSets and pods. Node label keys follow
+// upstream KMM (kmm.node.kubernetes.io/...), so tooling written for upstream keeps working.
+#ifndef KMM_OPERATOR_DESIRED_LABELS_H_
+#define KMM_OPERATOR_DESIRED_LABELS_H_
+
+#include <string>
+#include <string_view>
+
+namespace kmm::desired {
+
+// On every Node: its kernel (status.nodeInfo.kernelVersion) as a label value, so loader
+// DaemonSets can select the nodes of one kernel.
+inline constexpr std::string_view kKernelVersionLabel = "kmm.node.kubernetes.io/kernel-version.full";
+
+// On our DaemonSets and their pods.
+inline constexpr std::string_view kModuleNameLabel = "kmm.sigs.x-k8s.io/module";
+inline constexpr std::string_view kComponentLabel = "kmm.sigs.x-k8s.io/component";  // loader|device-plugin
+inline constexpr std::string_view kKernelHashLabel = "kmm.sigs.x-k8s.io/kernel-hash";
+inline constexpr std::string_view kManagedByLabel = "app.kubernetes.io/managed-by";
+inline constexpr std::string_view kManagedByValue = "kmm-operator";
+// On loader pod templates: a hash of the template, to tell an outdated pod from a current one
+// (DaemonSets use OnDelete, so the operator replaces pods itself).
+inline constexpr std::string_view kTemplateHashAnnotation = "kmm.sigs.x-k8s.io/template-hash";
+inline constexpr std::string_view kLoaderComponent = "loader";
+inline constexpr std::string_view kDevicePluginComponent = "device-plugin";
+
+// Keeps the Module until every loader pod is gone (its modules unloaded).
+inline constexpr std::string_view kModuleFinalizer = "kmm.sigs.x-k8s.io/module-loaded";
+
+// The node label that says a Module's modules are loaded there:
+// kmm.node.kubernetes.io/<namespace>.<name>.ready (upstream's name).
+std::string ModuleReadyLabel(std::string_view ns, std::string_view name);
+// ... and that its third-party device plugin runs there (upstream's).
+std::string DevicePluginReadyLabel(std::string_view ns, std::string_view name);
+// The user-set label for ordered upgrades: the version of the Module a node should run.
+std::string ModuleVersionLabel(std::string_view ns, std::string_view name);
+
+// A label value for a kernel version: kernels are already valid values almost always; any
+// other character becomes '_', and one longer than 63 characters is cut and suffixed with a
+// hash so that different kernels never share a value.
+std::string KernelLabelValue(std::string_view kernel);
+
+// A short stable hash (10 hex digits, FNV-1a) for names and labels.
+std::string ShortHash(std::string_view text);
+
+}  // namespace kmm::desired
+
+#endif  // KMM_OPERATOR_DESIRED_LABELS_H_

@@ -1,0 +1,114 @@
+#include "operator/desired/loader_daemonset.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "operator/desired/labels.h"
+#include "operator/kube/yaml.h"
+
+namespace kmm::desired {
+namespace {
+
+using nlohmann::json;
+
+std::string ReadTestdata(const std::string& name) {
+  std::ifstream in(std::string(KMM_DESIRED_TESTDATA) + "/" + name);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+api::Module TestModule() {
+  absl::StatusOr<json> parsed = kube::ParseYaml(ReadTestdata("module.yaml"), "module.yaml");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  absl::StatusOr<api::Module> module = api::ParseModule(*parsed);
+  EXPECT_TRUE(module.ok()) << module.status();
+  return *module;
+}
+
+OperatorSettings Settings() {
+  OperatorSettings settings;
+  settings.loader_image = "registry.example/kmm/kmm-loader:v0.1.0";
+  return settings;
+}
+
+TEST(LoaderDaemonSetTest, IsExactlyTheExpectedObject) {
+  const api::Module module = TestModule();
+  std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(module, "5.15.0-43-generic");
+  ASSERT_TRUE(mapping.has_value());
+  json built = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
+  absl::StatusOr<json> expected =
+      kube::ParseYaml(ReadTestdata("loader_daemonset.yaml"), "loader_daemonset.yaml");
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(built, *expected) << "built:\n" << kube::ToYaml(built)
+                              << "\ndiff (RFC 6902, expected -> built):\n"
+                              << json::diff(*expected, built).dump(2);
+}
+
+TEST(LoaderDaemonSetTest, TheLoaderConfigIsWhatKmmLoaderReads) {
+  const api::Module module = TestModule();
+  std::optional<api::ResolvedMapping> mapping =
+      api::FindKernelMapping(module, "5.4.196-108.356.amzn2.x86_64");
+  ASSERT_TRUE(mapping.has_value());
+  json config = LoaderConfigFor(module, *mapping, "5.4.196-108.356.amzn2.x86_64", Settings());
+  EXPECT_EQ(config["dirName"], "/kmm-modules/opt");
+  EXPECT_EQ(config["kernelVersion"], "5.4.196-108.356.amzn2.x86_64");
+  EXPECT_EQ(config["moduleName"], "kmm_ci_b");
+  EXPECT_EQ(config["modulesLoadingOrder"], json({"kmm_ci_b", "kmm_ci_a"}));
+  // This mapping sets no list of its own: the container's applies.
+  EXPECT_EQ(config["inTreeModulesToRemove"], json({"dummy"}));
+  EXPECT_EQ(config["firmwareHostPath"], "/var/lib/firmware");
+  EXPECT_EQ(config["devicePlugin"]["resources"][0]["resourceName"], "example.com/kmm-ci-a");
+  // The image is the mapping's, substituted.
+  EXPECT_EQ(mapping->container_image, "registry.example/kmm/kmm-ci:amzn2-5.4.196");
+}
+
+TEST(LoaderDaemonSetTest, ADifferentKernelOrVersionIsADifferentDaemonSet) {
+  EXPECT_NE(LoaderDaemonSetName("m", "5.15.0-43-generic"), LoaderDaemonSetName("m", "5.15.0-44-generic"));
+  EXPECT_NE(LoaderDaemonSetName("m", "5.15.0-43-generic"),
+            LoaderDaemonSetName("m", "5.15.0-43-generic", "v2"));
+  EXPECT_EQ(LoaderDaemonSetName("m", "k"), LoaderDaemonSetName("m", "k"));
+  EXPECT_THAT(LoaderDaemonSetName("kmm-ci-a", "k"), ::testing::MatchesRegex("kmm-ci-a-loader-[0-9a-f]{10}"));
+}
+
+TEST(LoaderDaemonSetTest, ChangingParametersChangesTheTemplateHash) {
+  api::Module module = TestModule();
+  std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(module, "5.15.0-43-generic");
+  json before = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
+  module.spec.module_loader->container.modprobe.parameters = {"greeting_count=4"};
+  json after = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
+  const json::json_pointer hash("/spec/template/metadata/annotations/kmm.sigs.x-k8s.io~1template-hash");
+  EXPECT_NE(before[hash], after[hash]);
+  EXPECT_EQ(before["metadata"]["name"], after["metadata"]["name"]);  // same DaemonSet, new template
+}
+
+TEST(LoaderDaemonSetTest, WithoutFirmwareOrPluginThePodIsNotPrivilegedNorOnTheHostNetwork) {
+  api::Module module = TestModule();
+  module.spec.module_loader->container.modprobe.firmware_path.clear();
+  module.spec.device_plugin.reset();
+  std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(module, "5.15.0-43-generic");
+  json built = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
+  const json& pod = built["spec"]["template"]["spec"];
+  EXPECT_FALSE(pod.contains("hostNetwork"));
+  EXPECT_EQ(pod["initContainers"].size(), 2u);  // no firmware copy
+  const json& loader = pod["containers"][0];
+  EXPECT_FALSE(loader["securityContext"].contains("privileged"));
+  EXPECT_EQ(loader["securityContext"]["capabilities"]["add"], json({"SYS_MODULE"}));
+  EXPECT_EQ(std::find(loader["command"].begin(), loader["command"].end(), "--device-plugin-dir"),
+            loader["command"].end());
+}
+
+TEST(LoaderDaemonSetTest, AModuleVersionSelectsNodesLabelledForIt) {
+  api::Module module = TestModule();
+  module.spec.module_loader->container.version = "v2";
+  std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(module, "5.15.0-43-generic");
+  json built = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
+  EXPECT_EQ(built["spec"]["template"]["spec"]["nodeSelector"]
+                 ["kmm.node.kubernetes.io/version-module.kmm-demo.kmm-ci-a"],
+            "v2");
+}
+
+}  // namespace
+}  // namespace kmm::desired

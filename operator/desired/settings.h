@@ -1,0 +1,25 @@
+// What the operator's flags decide about the objects it builds.
+#ifndef KMM_OPERATOR_DESIRED_SETTINGS_H_
+#define KMM_OPERATOR_DESIRED_SETTINGS_H_
+
+#include <cstdint>
+#include <string>
+
+namespace kmm::desired {
+
+struct OperatorSettings {
+  // The image with kmm-loader and kmm-copy (--loader-image).
+  std::string loader_image = "ghcr.io/kmm/kmm-loader:latest";
+  std::string loader_image_pull_policy = "IfNotPresent";
+  // The kubelet's device-plugin directory on the nodes.
+  std::string device_plugin_dir = "/var/lib/kubelet/device-plugins";
+  // Where loaders put firmware on the host; the kernel is pointed at it
+  // (/lib/firmware is read-only on some node images, e.g. Container-Optimized OS).
+  std::string firmware_host_path = "/var/lib/firmware";
+  // How long a loader retries unloading a busy module; the pod's grace period exceeds it.
+  int64_t unload_timeout_seconds = 60;
+};
+
+}  // namespace kmm::desired
+
+#endif  // KMM_OPERATOR_DESIRED_SETTINGS_H_
