@@ -6,10 +6,117 @@
 #include <cstdlib>
 #include <iostream>
 
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/shutdown.h"
+#include "operator/controllers/manager.h"
+#include "operator/kube/curl_kube_client.h"
+#include "operator/kube/leader_election.h"
+#include "operator/kube/probe_server.h"
 #include "operator/plan_command.h"
 #include "spdlog/spdlog.h"
+
+namespace {
+
+// Runs the operator until SIGTERM/SIGINT; returns the exit code.
+int RunOperator(const std::string& kubeconfig, kmm::controllers::ManagerOptions options,
+                bool leader_elect, const std::string& leader_election_namespace,
+                const std::string& metrics_address, const std::string& probe_address,
+                kmm::ShutdownSignal& shutdown) {
+  absl::StatusOr<kmm::kube::RestConfig> config = kmm::kube::LoadRestConfig(kubeconfig);
+  if (!config.ok()) {
+    spdlog::error("{}", config.status().message());
+    return EXIT_FAILURE;
+  }
+  kmm::kube::Registry registry;
+  kmm::kube::ClientMetrics client_metrics(registry);
+  kmm::kube::RequestMetrics request_metrics(client_metrics);
+  kmm::kube::ClientOptions client_options;
+  client_options.observer = &request_metrics;
+  auto client = kmm::kube::CurlKubeClient::Create(*config, client_options);
+  if (!client.ok()) {
+    spdlog::error("{}", client.status().message());
+    return EXIT_FAILURE;
+  }
+  spdlog::info("API server {} ({})", (*client)->config().server, (*client)->config().source);
+
+  char host[256] = "kmm-operator";
+  gethostname(host, sizeof(host) - 1);
+  options.identity = std::string(host) + "_" + std::to_string(std::random_device{}() % 100000);
+  kmm::controllers::Manager manager(**client, options, registry);
+
+  kmm::kube::LeaderElectionConfig election{
+      leader_election_namespace.empty() ? (*client)->config().default_namespace : leader_election_namespace,
+      "kmm-operator.kmm.sigs.x-k8s.io", options.identity};
+  kmm::kube::LeaderElector elector(**client, election);
+  std::atomic<bool> controllers_running{false};
+
+  // Probes and metrics; an empty address or "0" turns one off.
+  std::vector<std::unique_ptr<kmm::kube::ProbeServer>> servers;
+  auto serve = [&](const std::string& address, bool probes) -> bool {
+    if (address.empty() || address == "0") return true;
+    auto server = std::make_unique<kmm::kube::ProbeServer>(address, &registry);
+    if (probes) {
+      server->AddHealthCheck("ping", [] { return absl::OkStatus(); });
+      server->AddReadinessCheck("caches", [&] {
+        return manager.CachesSynced() ? absl::OkStatus()
+                                      : absl::UnavailableError("the caches are not synced yet");
+      });
+      server->AddReadinessCheck("leader", [&] {
+        if (!leader_elect || controllers_running) return absl::OkStatus();
+        return absl::UnavailableError("standing by; the leader is " + elector.ObservedHolder());
+      });
+    }
+    if (absl::Status status = server->Start(); !status.ok()) {
+      spdlog::error("{}", status.message());
+      return false;
+    }
+    servers.push_back(std::move(server));
+    return true;
+  };
+  if (!serve(probe_address, true)) return EXIT_FAILURE;
+  if (metrics_address != probe_address && !serve(metrics_address, false)) return EXIT_FAILURE;
+
+  kmm::kube::Cancellation cancel;
+  std::thread signal_waiter([&] {
+    shutdown.Wait();
+    spdlog::info("shutting down");
+    cancel.Cancel();
+  });
+  manager.StartCaches();
+  int code = EXIT_SUCCESS;
+  auto lead = [&] {
+    if (!manager.StartControllers(cancel, absl::Minutes(5))) {
+      code = EXIT_FAILURE;
+      shutdown.RequestShutdown();
+      return;
+    }
+    controllers_running = true;
+  };
+  if (leader_elect) {
+    elector.Run(cancel, lead, [&] {
+      // Lost or released: stop reconciling at once, then exit so a restart campaigns afresh.
+      controllers_running = false;
+      manager.Stop();
+      if (!cancel.cancelled()) code = EXIT_FAILURE;
+      shutdown.RequestShutdown();
+    });
+  } else {
+    lead();
+  }
+  shutdown.Wait();
+  manager.Stop();
+  for (auto& server : servers) server->Stop();
+  signal_waiter.join();
+  return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"kmm-operator: Kernel Module Management for Kubernetes", "kmm-operator"};
@@ -26,6 +133,25 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   std::string kubeconfig;
   app.add_option("--kubeconfig", kubeconfig, "Kubeconfig file (default: in-cluster config)");
+
+  kmm::controllers::ManagerOptions manager_options;
+  app.add_option("--workers", manager_options.workers, "Module reconcilers running in parallel")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--namespace", manager_options.watch_namespace,
+                 "Watch Modules in this namespace only (default: every namespace)");
+  bool leader_elect = false;
+  app.add_flag("--leader-elect", leader_elect,
+               "Run the controllers only while holding the kmm-operator Lease");
+  std::string leader_election_namespace;
+  app.add_option("--leader-election-namespace", leader_election_namespace,
+                 "Namespace of the Lease (default: the operator's own)");
+  std::string metrics_address = ":8080", probe_address = ":8081";
+  app.add_option("--metrics-bind-address", metrics_address, "Serve /metrics here (0: off)")
+      ->capture_default_str();
+  app.add_option("--health-probe-bind-address", probe_address,
+                 "Serve /healthz and /readyz here (0: off)")
+      ->capture_default_str();
 
   kmm::PlanOptions plan;
   CLI::App* plan_command = app.add_subcommand(
@@ -47,6 +173,12 @@ int main(int argc, char** argv) {
     }
     return EXIT_SUCCESS;
   }
-  spdlog::error("kmm-operator: the controllers are not implemented yet; use `kmm-operator plan`");
-  return EXIT_FAILURE;
+  absl::StatusOr<std::unique_ptr<kmm::ShutdownSignal>> shutdown = kmm::ShutdownSignal::Install();
+  if (!shutdown.ok()) {
+    spdlog::error("{}", shutdown.status().message());
+    return EXIT_FAILURE;
+  }
+  manager_options.settings = settings;
+  return RunOperator(kubeconfig, manager_options, leader_elect, leader_election_namespace,
+                     metrics_address, probe_address, **shutdown);
 }

@@ -9,7 +9,7 @@ namespace kmm::desired {
 
 struct OperatorSettings {
   // The image with kmm-loader and kmm-copy (--loader-image).
-  std::string loader_image = "ghcr.io/kmm/kmm-loader:latest";
+  std::string loader_image = "kmm-loader:latest";
   std::string loader_image_pull_policy = "IfNotPresent";
   // The kubelet's device-plugin directory on the nodes.
   std::string device_plugin_dir = "/var/lib/kubelet/device-plugins";

@@ -1,0 +1,105 @@
+#include "operator/controllers/manager.h"
+
+#include "operator/desired/labels.h"
+#include "spdlog/spdlog.h"
+
+namespace kmm::controllers {
+namespace {
+
+nlohmann::json WithoutVersion(const kube::ObjectPtr& object) {
+  nlohmann::json copy = *object;
+  copy["metadata"].erase("resourceVersion");
+  return copy;
+}
+
+}  // namespace
+
+Manager::Manager(kube::KubeClient& client, ManagerOptions options, kube::Registry& registry)
+    : client_(client),
+      options_(std::move(options)),
+      client_metrics_(registry),
+      controller_metrics_(registry),
+      caches_(client, options_.watch_namespace, &client_metrics_),
+      events_(client, "kmm-operator", options_.identity),
+      module_reconciler_(client, caches_, events_, options_.settings),
+      node_reconciler_(client, caches_) {
+  module_handler_.on_add = [this](const kube::ObjectPtr& module) { module_queue_.Add(kube::KeyOf(*module)); };
+  module_handler_.on_update = [this](const kube::ObjectPtr&, const kube::ObjectPtr& module) {
+    module_queue_.Add(kube::KeyOf(*module));
+  };
+  module_handler_.on_delete = [this](const kube::ObjectPtr& module) { module_queue_.Add(kube::KeyOf(*module)); };
+  caches_.modules.AddEventHandler(&module_handler_);
+
+  // Nodes: their own kernel label, and every Module (selectors, kernels and taints decide
+  // which Modules a node concerns; there are few Modules). Updates that change nothing we
+  // cache (heartbeats are trimmed away) enqueue nothing.
+  node_handler_.on_add = [this](const kube::ObjectPtr& node) {
+    node_queue_.Add(kube::KeyOf(*node));
+    EnqueueAllModules();
+  };
+  node_handler_.on_update = [this](const kube::ObjectPtr& old_node, const kube::ObjectPtr& node) {
+    if (WithoutVersion(old_node) == WithoutVersion(node)) return;
+    node_queue_.Add(kube::KeyOf(*node));
+    EnqueueAllModules();
+  };
+  node_handler_.on_delete = [this](const kube::ObjectPtr&) { EnqueueAllModules(); };
+  caches_.nodes.AddEventHandler(&node_handler_);
+
+  owned_handler_.on_add = [this](const kube::ObjectPtr& object) { EnqueueOwner(object); };
+  owned_handler_.on_update = [this](const kube::ObjectPtr&, const kube::ObjectPtr& object) {
+    EnqueueOwner(object);
+  };
+  owned_handler_.on_delete = [this](const kube::ObjectPtr& object) { EnqueueOwner(object); };
+  caches_.daemonsets.AddEventHandler(&owned_handler_);
+  caches_.pods.AddEventHandler(&owned_handler_);
+}
+
+Manager::~Manager() { Stop(); }
+
+void Manager::EnqueueAllModules() {
+  for (const kube::ObjectPtr& module : caches_.modules.List()) module_queue_.Add(kube::KeyOf(*module));
+}
+
+void Manager::EnqueueOwner(const kube::ObjectPtr& object) {
+  const nlohmann::json metadata = object->value("metadata", nlohmann::json::object());
+  const std::string module =
+      metadata.value("labels", nlohmann::json::object()).value(std::string(desired::kModuleNameLabel), "");
+  if (!module.empty()) module_queue_.Add(kube::ObjectKey(metadata.value("namespace", ""), module));
+}
+
+void Manager::StartCaches() {
+  for (kube::Informer* informer : caches_.all()) {
+    informer_threads_.emplace_back([this, informer] { informer->Run(stop_caches_); });
+  }
+}
+
+bool Manager::StartControllers(const kube::Cancellation& cancel, absl::Duration sync_timeout) {
+  for (kube::Informer* informer : caches_.all()) {
+    if (!informer->WaitForSync(cancel, sync_timeout)) {
+      spdlog::error("the {} cache did not sync within {}", informer->options().resource.resource,
+                    absl::FormatDuration(sync_timeout));
+      return false;
+    }
+  }
+  spdlog::info("caches synced: {} Modules, {} Nodes, {} DaemonSets, {} Pods", caches_.modules.Size(),
+               caches_.nodes.Size(), caches_.daemonsets.Size(), caches_.pods.Size());
+  module_controller_ = std::make_unique<kube::Controller>("module", module_queue_, module_reconciler_,
+                                                          &controller_metrics_, options_.workers);
+  node_controller_ = std::make_unique<kube::Controller>("node-kernel-label", node_queue_,
+                                                        node_reconciler_, &controller_metrics_, 2);
+  module_controller_->Start();
+  node_controller_->Start();
+  return true;
+}
+
+void Manager::Stop() {
+  if (module_controller_) module_controller_->Stop();
+  if (node_controller_) node_controller_->Stop();
+  stop_caches_.Cancel();
+  for (std::thread& thread : informer_threads_) {
+    if (thread.joinable()) thread.join();
+  }
+  informer_threads_.clear();
+}
+
+}  // namespace kmm::controllers

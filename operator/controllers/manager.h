@@ -1,0 +1,70 @@
+// Wires the operator together: the caches, a work queue and controller per reconciler, the
+// event handlers that turn cache changes into keys (level-based: handlers enqueue keys, never
+// payloads), and readiness. kmm-operator's main creates one; with leader election, the
+// caches run on every replica and the controllers only on the leader.
+#ifndef KMM_OPERATOR_CONTROLLERS_MANAGER_H_
+#define KMM_OPERATOR_CONTROLLERS_MANAGER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "operator/controllers/caches.h"
+#include "operator/controllers/module_reconciler.h"
+#include "operator/desired/settings.h"
+#include "operator/kube/cancellation.h"
+#include "operator/kube/controller.h"
+#include "operator/kube/event_recorder.h"
+#include "operator/kube/informer.h"
+#include "operator/kube/metrics.h"
+#include "operator/kube/work_queue.h"
+
+namespace kmm::controllers {
+
+struct ManagerOptions {
+  std::string watch_namespace;  // empty: every namespace
+  int workers = 4;
+  desired::OperatorSettings settings;
+  std::string identity = "kmm-operator";  // events' reportingInstance
+};
+
+class Manager {
+ public:
+  Manager(kube::KubeClient& client, ManagerOptions options, kube::Registry& registry);
+  ~Manager();
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  // Starts the informers; returns at once.
+  void StartCaches();
+  bool CachesSynced() const { return caches_.Synced(); }
+  // Waits for the caches, then starts the controllers (on the leader).
+  bool StartControllers(const kube::Cancellation& cancel, absl::Duration sync_timeout);
+  // Stops controllers and informers; idempotent.
+  void Stop();
+
+ private:
+  void EnqueueAllModules();
+  void EnqueueOwner(const kube::ObjectPtr& object);
+
+  kube::KubeClient& client_;
+  const ManagerOptions options_;
+  kube::ClientMetrics client_metrics_;
+  kube::ControllerMetrics controller_metrics_;
+  Caches caches_;
+  kube::EventRecorder events_;
+  kube::WorkQueue module_queue_;
+  kube::WorkQueue node_queue_;
+  ModuleReconciler module_reconciler_;
+  NodeKernelLabelReconciler node_reconciler_;
+  std::unique_ptr<kube::Controller> module_controller_;
+  std::unique_ptr<kube::Controller> node_controller_;
+  kube::FunctionEventHandler module_handler_, node_handler_, owned_handler_;
+  kube::Cancellation stop_caches_;
+  std::vector<std::thread> informer_threads_;
+};
+
+}  // namespace kmm::controllers
+
+#endif  // KMM_OPERATOR_CONTROLLERS_MANAGER_H_

@@ -1,0 +1,475 @@
+#include "operator/controllers/module_reconciler.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "common/status.h"
+#include "fmt/format.h"
+#include "fmt/ranges.h"
+#include "operator/api/validation.h"
+#include "operator/desired/device_plugin_daemonset.h"
+#include "operator/desired/labels.h"
+#include "operator/desired/loader_daemonset.h"
+#include "operator/desired/node_selection.h"
+#include "operator/kube/api_error.h"
+#include "operator/kube/leader_election.h"
+#include "spdlog/spdlog.h"
+
+namespace kmm::controllers {
+namespace {
+
+using nlohmann::json;
+using kube::ObjectPtr;
+
+constexpr std::string_view kDesiredHashAnnotation = "kmm.sigs.x-k8s.io/desired-hash";
+// While a rollout or an unload is under way, look again even without events.
+constexpr absl::Duration kProgressRecheck = absl::Seconds(10);
+
+std::string Label(const json& object, std::string_view key) {
+  const json labels = object.value("metadata", json::object()).value("labels", json::object());
+  return labels.value(std::string(key), "");
+}
+
+std::string Annotation(const json& object, std::string_view key) {
+  const json annotations =
+      object.value("metadata", json::object()).value("annotations", json::object());
+  return annotations.value(std::string(key), "");
+}
+
+bool Terminating(const json& object) {
+  return object.value("metadata", json::object()).contains("deletionTimestamp");
+}
+
+bool PodReady(const json& pod) {
+  for (const json& condition : pod.value("status", json::object()).value("conditions", json::array())) {
+    if (condition.value("type", "") == "Ready") return condition.value("status", "") == "True";
+  }
+  return false;
+}
+
+kube::DeleteOptions BackgroundDeletion() {
+  kube::DeleteOptions options;
+  options.propagation_policy = "Background";
+  return options;
+}
+
+// How long an object has been terminating.
+absl::Duration TerminatingFor(const json& object) {
+  absl::Time since;
+  std::string error;
+  const std::string stamp = object.value("metadata", json::object()).value("deletionTimestamp", "");
+  if (!absl::ParseTime(absl::RFC3339_full, stamp, &since, &error)) return absl::ZeroDuration();
+  return absl::Now() - since;
+}
+
+std::string NodeOf(const json& pod) { return pod.value("spec", json::object()).value("nodeName", ""); }
+
+// The first waiting reason of any (init) container, e.g. ImagePullBackOff, CrashLoopBackOff.
+std::string WaitingReason(const json& pod, std::string* message) {
+  const json status = pod.value("status", json::object());
+  for (const char* field : {"initContainerStatuses", "containerStatuses"}) {
+    for (const json& container : status.value(field, json::array())) {
+      const json waiting = container.value("state", json::object()).value("waiting", json::object());
+      if (waiting.contains("reason")) {
+        *message = waiting.value("message", "");
+        return waiting.value("reason", "");
+      }
+    }
+  }
+  return "";
+}
+
+// The loader's termination message (the unload error) from its last run.
+std::string TerminationMessage(const json& pod) {
+  for (const json& container : pod.value("status", json::object()).value("containerStatuses", json::array())) {
+    for (const char* state : {"state", "lastState"}) {
+      const json terminated = container.value(state, json::object()).value("terminated", json::object());
+      if (terminated.contains("message")) return terminated.value("message", "");
+    }
+  }
+  return "";
+}
+
+json Condition(std::string type, bool status, std::string reason, std::string message,
+               int64_t generation) {
+  return {{"type", std::move(type)},
+          {"status", status ? "True" : "False"},
+          {"reason", std::move(reason)},
+          {"message", std::move(message)},
+          {"observedGeneration", generation}};
+}
+
+// Keeps lastTransitionTime when a condition's status did not change.
+json WithTransitionTimes(json conditions, const json& previous) {
+  const std::string now = kube::FormatMicroTime(absl::Now()).substr(0, 19) + "Z";
+  for (json& condition : conditions) {
+    condition["lastTransitionTime"] = now;
+    for (const json& old : previous) {
+      if (old.value("type", "") == condition["type"] && old.value("status", "") == condition["status"] &&
+          old.contains("lastTransitionTime")) {
+        condition["lastTransitionTime"] = old["lastTransitionTime"];
+      }
+    }
+  }
+  return conditions;
+}
+
+// The status we own, without transition times, for comparing with what is stored.
+json Comparable(json status) {
+  if (status.contains("conditions")) {
+    for (json& condition : status["conditions"]) condition.erase("lastTransitionTime");
+  }
+  return status;
+}
+
+std::vector<ObjectPtr> Owned(const kube::Informer& informer, const std::string& ns,
+                             const std::string& module, std::string_view component) {
+  std::vector<ObjectPtr> owned;
+  for (const ObjectPtr& object : informer.List()) {
+    if ((*object)["metadata"].value("namespace", "") == ns &&
+        Label(*object, desired::kModuleNameLabel) == module &&
+        (component.empty() || Label(*object, desired::kComponentLabel) == component)) {
+      owned.push_back(object);
+    }
+  }
+  std::sort(owned.begin(), owned.end(), [](const ObjectPtr& a, const ObjectPtr& b) {
+    return kube::KeyOf(*a) < kube::KeyOf(*b);
+  });
+  return owned;
+}
+
+}  // namespace
+
+ModuleReconciler::ModuleReconciler(kube::KubeClient& client, Caches& caches,
+                                   kube::EventRecorder& events, desired::OperatorSettings settings)
+    : client_(client), caches_(caches), events_(events), settings_(std::move(settings)) {}
+
+absl::Status ModuleReconciler::WriteStatus(const json& object, const json& status) {
+  const json current = object.value("status", json::object());
+  json current_owned = json::object();
+  for (const auto& [key, value] : status.items()) {
+    if (current.contains(key)) current_owned[key] = current[key];
+  }
+  if (Comparable(current_owned) == Comparable(status)) return absl::OkStatus();
+  const json metadata = object["metadata"];
+  absl::StatusOr<json> patched =
+      client_.MergePatch(kube::resources::kModules, metadata.value("namespace", ""),
+                         metadata.value("name", ""), {{"status", status}}, "status");
+  if (!patched.ok() && !kube::IsApiNotFound(patched.status())) return patched.status();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kube::Result> ModuleReconciler::ReportInvalid(const json& object,
+                                                             const std::string& problem) {
+  const int64_t generation = object["metadata"].value("generation", int64_t{0});
+  json status = {{"conditions", WithTransitionTimes(
+                                    {Condition("Ready", false, "InvalidSpec", problem, generation),
+                                     Condition("Progressing", false, "InvalidSpec", "", generation),
+                                     Condition("Degraded", true, "InvalidSpec", problem, generation)},
+                                    object.value("status", json::object()).value("conditions", json::array()))}};
+  events_.Record(object, kube::EventType::kWarning, "InvalidSpec", problem);
+  RETURN_IF_ERROR(WriteStatus(object, status));
+  // Not retried: only a change to the Module fixes it, and that change is a new event.
+  return kube::Result{};
+}
+
+absl::Status ModuleReconciler::EnsureFinalizer(const api::Module& module) {
+  const auto& finalizers = module.metadata.finalizers;
+  if (std::find(finalizers.begin(), finalizers.end(), desired::kModuleFinalizer) != finalizers.end()) {
+    return absl::OkStatus();
+  }
+  json list = finalizers;
+  list.push_back(desired::kModuleFinalizer);
+  // resourceVersion makes the patch conditional: a concurrent finalizer change is not lost.
+  return client_
+      .MergePatch(kube::resources::kModules, module.metadata.namespace_name, module.metadata.name,
+                  {{"metadata", {{"finalizers", list}, {"resourceVersion", module.metadata.resource_version}}}},
+                  "")
+      .status();
+}
+
+absl::Status ModuleReconciler::ApplyIfChanged(const json& desired_object) {
+  json object = desired_object;
+  const std::string hash = desired::ShortHash(desired_object.dump());
+  object["metadata"]["annotations"][std::string(kDesiredHashAnnotation)] = hash;
+  const std::string ns = object["metadata"]["namespace"];
+  const std::string name = object["metadata"]["name"];
+  if (ObjectPtr current = caches_.daemonsets.Get(kube::ObjectKey(ns, name));
+      current != nullptr && Annotation(*current, kDesiredHashAnnotation) == hash) {
+    return absl::OkStatus();
+  }
+  spdlog::info("applying DaemonSet {}/{}", ns, name);
+  return client_.Apply(kube::resources::kDaemonSets, ns, object, {std::string(kFieldManager), true}, "")
+      .status();
+}
+
+absl::Status ModuleReconciler::SetNodeLabel(const std::string& node, const std::string& label,
+                                            bool present, const api::Module& module) {
+  ObjectPtr cached = caches_.nodes.Get(node);
+  if (cached == nullptr) return absl::OkStatus();
+  const bool has = (*cached)["metadata"].value("labels", json::object()).contains(label);
+  if (has == present) return absl::OkStatus();
+  json patch = {{"metadata", {{"labels", {{label, present ? json("") : json(nullptr)}}}}}};
+  absl::StatusOr<json> patched = client_.MergePatch(kube::resources::kNodes, "", node, patch, "");
+  if (!patched.ok()) {
+    if (kube::IsApiNotFound(patched.status())) return absl::OkStatus();
+    return patched.status();
+  }
+  if (label == desired::ModuleReadyLabel(module.metadata.namespace_name, module.metadata.name)) {
+    events_.Record(*patched, kube::EventType::kNormal, present ? "ModuleLoaded" : "ModuleUnloaded",
+                   fmt::format("Module {}/{} {}", module.metadata.namespace_name, module.metadata.name,
+                               present ? "is loaded" : "is being unloaded"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kube::Result> ModuleReconciler::Finalize(const api::Module& module, const json& object) {
+  const std::string& ns = module.metadata.namespace_name;
+  const std::string& name = module.metadata.name;
+  // Third-party plugin pods leave first: their label goes, then the loaders'.
+  for (const ObjectPtr& node : caches_.nodes.List()) {
+    const std::string node_name = (*node)["metadata"]["name"];
+    RETURN_IF_ERROR(SetNodeLabel(node_name, desired::DevicePluginReadyLabel(ns, name), false, module));
+    RETURN_IF_ERROR(SetNodeLabel(node_name, desired::ModuleReadyLabel(ns, name), false, module));
+  }
+  for (const ObjectPtr& daemonset : Owned(caches_.daemonsets, ns, name, "")) {
+    if (Terminating(*daemonset)) continue;
+    absl::Status deleted = client_.Delete(kube::resources::kDaemonSets, ns,
+                                          (*daemonset)["metadata"].value("name", ""),
+                                          BackgroundDeletion());
+    if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
+  }
+  std::vector<ObjectPtr> pods = Owned(caches_.pods, ns, name, desired::kLoaderComponent);
+  if (!pods.empty()) {
+    json problems = json::array();
+    for (const ObjectPtr& pod : pods) {
+      std::string message = TerminationMessage(*pod);
+      problems.push_back({{"node", NodeOf(*pod)},
+                          {"reason", "Unloading"},
+                          {"message", message.empty() ? "the loader is unloading the modules" : message}});
+    }
+    const int64_t generation = module.metadata.generation;
+    RETURN_IF_ERROR(WriteStatus(
+        object, {{"nodes", problems},
+                 {"conditions", WithTransitionTimes(
+                                    {Condition("Ready", false, "Deleting", "unloading on every node", generation),
+                                     Condition("Progressing", true, "Deleting",
+                                               fmt::format("{} loader pods still unloading", pods.size()),
+                                               generation)},
+                                    object.value("status", json::object()).value("conditions", json::array()))}}));
+    return kube::Result{false, kProgressRecheck};
+  }
+  json finalizers = json::array();
+  for (const std::string& finalizer : module.metadata.finalizers) {
+    if (finalizer != desired::kModuleFinalizer) finalizers.push_back(finalizer);
+  }
+  absl::StatusOr<json> patched = client_.MergePatch(
+      kube::resources::kModules, ns, name,
+      {{"metadata", {{"finalizers", finalizers}, {"resourceVersion", module.metadata.resource_version}}}}, "");
+  if (!patched.ok() && !kube::IsApiNotFound(patched.status())) return patched.status();
+  spdlog::info("Module {}/{}: every loader pod is gone; finalizer removed", ns, name);
+  return kube::Result{};
+}
+
+absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key) {
+  ObjectPtr object = caches_.modules.Get(key);
+  if (object == nullptr) return kube::Result{};  // gone; its DaemonSets go with their owner
+  absl::StatusOr<api::Module> parsed = api::ParseModule(*object);
+  if (!parsed.ok()) return ReportInvalid(*object, std::string(parsed.status().message()));
+  api::Module& module = *parsed;
+  if (std::vector<std::string> problems = api::ValidateModule(module); !problems.empty()) {
+    return ReportInvalid(*object, fmt::format("{}", fmt::join(problems, "; ")));
+  }
+  if (!module.metadata.deletion_timestamp.empty()) return Finalize(module, *object);
+  RETURN_IF_ERROR(EnsureFinalizer(module));
+
+  const std::string& ns = module.metadata.namespace_name;
+  const std::string& name = module.metadata.name;
+  const int64_t generation = module.metadata.generation;
+  std::vector<desired::NodeInfo> nodes;
+  for (const ObjectPtr& node : caches_.nodes.List()) nodes.push_back(desired::NodeInfoFrom(*node));
+
+  // Loader DaemonSets: one per mapped kernel.
+  std::map<std::string, std::string> template_hash_by_kernel_hash;  // for outdated pods
+  std::set<std::string> wanted;
+  std::vector<std::string> unmapped;
+  int matching_nodes = 0;
+  for (const desired::KernelGroup& group : desired::GroupTargetNodes(module, nodes)) {
+    matching_nodes += static_cast<int>(group.nodes.size());
+    if (!group.mapping) {
+      unmapped.push_back(fmt::format("{} (nodes: {})", group.kernel, fmt::join(group.nodes, ", ")));
+      continue;
+    }
+    json daemonset = desired::LoaderDaemonSetFor(module, *group.mapping, group.kernel, settings_);
+    RETURN_IF_ERROR(ApplyIfChanged(daemonset));
+    wanted.insert(daemonset["metadata"]["name"]);
+    template_hash_by_kernel_hash[daemonset["spec"]["template"]["metadata"]["labels"]
+                                          [std::string(desired::kKernelHashLabel)]] =
+        daemonset["spec"]["template"]["metadata"]["annotations"]
+                 [std::string(desired::kTemplateHashAnnotation)];
+  }
+  if (!unmapped.empty()) {
+    events_.Record(*object, kube::EventType::kWarning, "NoKernelMapping",
+                   fmt::format("no kernel mapping for kernel {}", fmt::join(unmapped, "; ")));
+  }
+  const bool third_party = desired::HasThirdPartyDevicePlugin(module);
+  if (third_party) {
+    json plugin = desired::DevicePluginDaemonSetFor(module, settings_);
+    RETURN_IF_ERROR(ApplyIfChanged(plugin));
+    wanted.insert(plugin["metadata"]["name"]);
+  }
+
+  std::vector<ObjectPtr> loader_pods = Owned(caches_.pods, ns, name, desired::kLoaderComponent);
+  // DaemonSets no longer wanted (a kernel without nodes, a dropped plugin): their nodes lose
+  // the ready label before the pods go.
+  for (const ObjectPtr& daemonset : Owned(caches_.daemonsets, ns, name, "")) {
+    const std::string ds_name = (*daemonset)["metadata"]["name"];
+    if (wanted.contains(ds_name) || Terminating(*daemonset)) continue;
+    const std::string kernel_hash = Label(*daemonset, desired::kKernelHashLabel);
+    for (const ObjectPtr& pod : loader_pods) {
+      if (!kernel_hash.empty() && Label(*pod, desired::kKernelHashLabel) == kernel_hash) {
+        RETURN_IF_ERROR(SetNodeLabel(NodeOf(*pod), desired::DevicePluginReadyLabel(ns, name), false, module));
+        RETURN_IF_ERROR(SetNodeLabel(NodeOf(*pod), desired::ModuleReadyLabel(ns, name), false, module));
+      }
+    }
+    spdlog::info("Module {}/{}: deleting DaemonSet {}, no longer needed", ns, name, ds_name);
+    absl::Status deleted = client_.Delete(kube::resources::kDaemonSets, ns, ds_name,
+                                          BackgroundDeletion());
+    if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
+  }
+
+  // Loader pods: readiness per node, outdated templates, problems.
+  std::set<std::string> ready_nodes;
+  std::vector<ObjectPtr> outdated;
+  bool in_transition = false;
+  json problems = json::array();
+  std::set<std::string> degraded_reasons;
+  for (const ObjectPtr& pod : loader_pods) {
+    const std::string node = NodeOf(*pod);
+    if (Terminating(*pod)) {
+      in_transition = true;
+      std::string message = TerminationMessage(*pod);
+      // Past the loader's unload deadline (or with its error already written), the module is
+      // in use and will stay loaded: say so, with the loader's own message.
+      const bool blocked = !message.empty() ||
+                           TerminatingFor(*pod) > absl::Seconds(settings_.unload_timeout_seconds);
+      if (blocked) degraded_reasons.insert("UnloadBlocked");
+      problems.push_back({{"node", node}, {"reason", blocked ? "UnloadBlocked" : "Unloading"},
+                          {"message", message.empty() ? "the loader is unloading the modules" : message}});
+      continue;
+    }
+    auto expected = template_hash_by_kernel_hash.find(Label(*pod, desired::kKernelHashLabel));
+    if (expected != template_hash_by_kernel_hash.end() &&
+        Annotation(*pod, desired::kTemplateHashAnnotation) != expected->second) {
+      outdated.push_back(pod);
+    }
+    if (PodReady(*pod)) {
+      ready_nodes.insert(node);
+      continue;
+    }
+    in_transition = true;
+    std::string message;
+    const std::string reason = WaitingReason(*pod, &message);
+    if (reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "InvalidImageName") {
+      degraded_reasons.insert("ImagePullFailed");
+      problems.push_back({{"node", node}, {"reason", "ImagePullFailed"}, {"message", message}});
+    } else if (reason == "CrashLoopBackOff") {
+      degraded_reasons.insert("LoaderCrashLooping");
+      std::string last = TerminationMessage(*pod);
+      problems.push_back({{"node", node}, {"reason", "LoaderCrashLooping"},
+                          {"message", last.empty() ? message : last}});
+    }
+  }
+  // Ordered replacement: one node at a time, the ready label first.
+  if (!outdated.empty() && !in_transition) {
+    const json& pod = *outdated.front();
+    const std::string node = NodeOf(pod);
+    RETURN_IF_ERROR(SetNodeLabel(node, desired::DevicePluginReadyLabel(ns, name), false, module));
+    RETURN_IF_ERROR(SetNodeLabel(node, desired::ModuleReadyLabel(ns, name), false, module));
+    spdlog::info("Module {}/{}: replacing the outdated loader pod on {}", ns, name, node);
+    absl::Status deleted = client_.Delete(kube::resources::kPods, ns, pod["metadata"].value("name", ""), {});
+    if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
+    ready_nodes.erase(node);
+    in_transition = true;
+  }
+  // Node labels follow the pods.
+  std::set<std::string> plugin_ready_nodes;
+  if (third_party) {
+    for (const ObjectPtr& pod : Owned(caches_.pods, ns, name, desired::kDevicePluginComponent)) {
+      if (!Terminating(*pod) && PodReady(*pod)) plugin_ready_nodes.insert(NodeOf(*pod));
+    }
+  }
+  for (const desired::NodeInfo& node : nodes) {
+    const bool loaded = ready_nodes.contains(node.name);
+    RETURN_IF_ERROR(SetNodeLabel(node.name, desired::ModuleReadyLabel(ns, name), loaded, module));
+    RETURN_IF_ERROR(SetNodeLabel(node.name, desired::DevicePluginReadyLabel(ns, name),
+                                 loaded && plugin_ready_nodes.contains(node.name), module));
+  }
+
+  // Status, in upstream's shape plus conditions.
+  int desired_loaders = 0, available_loaders = 0, desired_plugins = 0, available_plugins = 0;
+  for (const ObjectPtr& daemonset : Owned(caches_.daemonsets, ns, name, "")) {
+    if (!wanted.contains((*daemonset)["metadata"].value("name", ""))) continue;
+    const json status = daemonset->value("status", json::object());
+    const bool loader = Label(*daemonset, desired::kComponentLabel) == desired::kLoaderComponent;
+    (loader ? desired_loaders : desired_plugins) += status.value("desiredNumberScheduled", 0);
+    (loader ? available_loaders : available_plugins) += status.value("numberAvailable", 0);
+  }
+  if (!unmapped.empty()) degraded_reasons.insert("NoKernelMapping");
+  std::string degraded_message;
+  if (!unmapped.empty()) degraded_message = fmt::format("no kernel mapping for kernel {}", fmt::join(unmapped, "; "));
+  for (const json& problem : problems) {
+    if (problem["reason"] == "Unloading") continue;
+    if (!degraded_message.empty()) degraded_message += "; ";
+    degraded_message += fmt::format("{} on {}: {}", problem["reason"].get<std::string>(),
+                                    problem["node"].get<std::string>(), problem["message"].get<std::string>());
+  }
+  const bool progressing = in_transition || !outdated.empty() || available_loaders < desired_loaders;
+  const bool ready = !progressing && degraded_reasons.empty() && desired_loaders == available_loaders;
+  const std::string degraded_reason =
+      degraded_reasons.empty() ? "AsExpected" : fmt::format("{}", fmt::join(degraded_reasons, ","));
+  json conditions = {
+      Condition("Ready", ready, ready ? "Loaded" : (progressing ? "Progressing" : degraded_reason),
+                fmt::format("{} of {} nodes loaded", available_loaders, desired_loaders), generation),
+      Condition("Progressing", progressing, progressing ? "Rollout" : "AsExpected",
+                progressing ? fmt::format("{} outdated, {} available of {}", outdated.size(),
+                                          available_loaders, desired_loaders)
+                            : "",
+                generation),
+      Condition("Degraded", !degraded_reasons.empty(), degraded_reason, degraded_message, generation),
+  };
+  json status = {
+      {"moduleLoader",
+       {{"nodesMatchingSelectorNumber", matching_nodes},
+        {"desiredNumber", desired_loaders},
+        {"availableNumber", available_loaders}}},
+      {"devicePlugin",
+       {{"nodesMatchingSelectorNumber", third_party ? matching_nodes : 0},
+        {"desiredNumber", desired_plugins},
+        {"availableNumber", available_plugins}}},
+      {"conditions", WithTransitionTimes(conditions, object->value("status", json::object())
+                                                         .value("conditions", json::array()))},
+      {"nodes", problems},
+  };
+  RETURN_IF_ERROR(WriteStatus(*object, status));
+  if (progressing) return kube::Result{false, kProgressRecheck};
+  return kube::Result{};
+}
+
+absl::StatusOr<kube::Result> NodeKernelLabelReconciler::Reconcile(const std::string& key) {
+  ObjectPtr node = caches_.nodes.Get(key);
+  if (node == nullptr) return kube::Result{};
+  const desired::NodeInfo info = desired::NodeInfoFrom(*node);
+  if (info.kernel.empty()) return kube::Result{};
+  const std::string value = desired::KernelLabelValue(info.kernel);
+  auto current = info.labels.find(std::string(desired::kKernelVersionLabel));
+  if (current != info.labels.end() && current->second == value) return kube::Result{};
+  absl::StatusOr<json> patched = client_.MergePatch(
+      kube::resources::kNodes, "", info.name,
+      {{"metadata", {{"labels", {{desired::kKernelVersionLabel, value}}}}}}, "");
+  if (!patched.ok() && !kube::IsApiNotFound(patched.status())) return patched.status();
+  return kube::Result{};
+}
+
+}  // namespace kmm::controllers
