@@ -77,7 +77,7 @@ spec:
   template:
     metadata: {labels: {app: only-5-15}}
     spec:
-      nodeSelector: {kmm.node.kubernetes.io/kernel-version.full: 5.15.0-43-generic}
+      nodeSelector: {kmm.node.kubernetes.io/kernel-version.full: 5.15.0-43-generic, kmm.test/group: smoke}
       containers: [{name: c, image: "registry.invalid/pause:1"}]
 YAML
 deadline=$((SECONDS + 120))
