@@ -1,0 +1,214 @@
+// The Module reconciler's decisions over a fake API (the caches are real informers over it):
+// ordered replacement, labels before deletions, invalid Modules, the finalizer. The same
+// behaviour against the real control plane is test/cluster/operator-test.sh.
+#include "operator/controllers/module_reconciler.h"
+
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "operator/desired/labels.h"
+#include "operator/desired/loader_daemonset.h"
+#include "operator/kube/testing/fake_kube_client.h"
+
+namespace kmm::controllers {
+namespace {
+
+using nlohmann::json;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+
+json Module(json spec_overrides = json::object()) {
+  json module = {
+      {"apiVersion", "kmm.sigs.x-k8s.io/v1beta1"},
+      {"kind", "Module"},
+      {"metadata", {{"name", "m"}, {"namespace", "ns"}, {"uid", "u1"}, {"generation", 1},
+                    {"finalizers", {desired::kModuleFinalizer}}}},
+      {"spec",
+       {{"selector", {{"pool", "a"}}},
+        {"moduleLoader",
+         {{"container",
+           {{"modprobe", {{"moduleName", "m"}}},
+            {"kernelMappings", {{{"literal", "6.1.0"}, {"containerImage", "img:v1"}}}}}}}}}}};
+  module["spec"].merge_patch(spec_overrides);
+  return module;
+}
+
+json Node(const std::string& name, bool ready_label) {
+  json labels = {{"pool", "a"}, {std::string(desired::kKernelVersionLabel), "6.1.0"}};
+  if (ready_label) labels[desired::ModuleReadyLabel("ns", "m")] = "";
+  return {{"apiVersion", "v1"}, {"kind", "Node"},
+          {"metadata", {{"name", name}, {"labels", labels}}},
+          {"status", {{"nodeInfo", {{"kernelVersion", "6.1.0"}}}}}};
+}
+
+json LoaderPod(const std::string& name, const std::string& node, const std::string& template_hash,
+               const std::string& kernel_hash) {
+  return {{"apiVersion", "v1"}, {"kind", "Pod"},
+          {"metadata",
+           {{"name", name}, {"namespace", "ns"},
+            {"labels", {{desired::kModuleNameLabel, "m"}, {desired::kComponentLabel, desired::kLoaderComponent},
+                        {desired::kKernelHashLabel, kernel_hash},
+                        {desired::kManagedByLabel, desired::kManagedByValue}}},
+            {"annotations", {{desired::kTemplateHashAnnotation, template_hash}}}}},
+          {"spec", {{"nodeName", node}}},
+          {"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
+}
+
+// Runs the reconciler once over caches filled from `client`.
+class Harness {
+ public:
+  explicit Harness(kube::testing::FakeKubeClient& client)
+      : client_(client), caches_(client, "", nullptr), events_(client, "kmm-operator", "test") {
+    for (kube::Informer* informer : caches_.all()) {
+      threads_.emplace_back([this, informer] { informer->Run(cancel_); });
+    }
+    for (kube::Informer* informer : caches_.all()) informer->WaitForSync(cancel_, absl::Seconds(10));
+  }
+  ~Harness() {
+    cancel_.Cancel();
+    for (std::thread& thread : threads_) thread.join();
+  }
+  absl::StatusOr<kube::Result> Reconcile() {
+    ModuleReconciler reconciler(client_, caches_, events_, {});
+    return reconciler.Reconcile("ns/m");
+  }
+
+ private:
+  kube::testing::FakeKubeClient& client_;
+  Caches caches_;
+  kube::EventRecorder events_;
+  kube::Cancellation cancel_;
+  std::vector<std::thread> threads_;
+};
+
+// The requests after `from`, without the informers' list/watch.
+std::vector<std::string> Writes(const kube::testing::FakeKubeClient& client) {
+  std::vector<std::string> writes;
+  for (const std::string& request : client.requests()) {
+    if (request.rfind("list ", 0) != 0 && request.rfind("watch ", 0) != 0 &&
+        request.rfind("get ", 0) != 0) {
+      writes.push_back(request);
+    }
+  }
+  return writes;
+}
+
+// The template hash the current spec gives, read from the DaemonSet the reconciler applies.
+std::pair<std::string, std::string> CurrentHashes(kube::testing::FakeKubeClient& client) {
+  absl::StatusOr<kube::ObjectList> list = client.List(kube::resources::kDaemonSets, "ns", {});
+  const json& daemonset = list->items.at(0);
+  return {daemonset["spec"]["template"]["metadata"]["annotations"][std::string(desired::kTemplateHashAnnotation)],
+          daemonset["spec"]["template"]["metadata"]["labels"][std::string(desired::kKernelHashLabel)]};
+}
+
+TEST(ModuleReconcilerTest, AppliesTheLoaderDaemonSetAndLabelsReadyNodes) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, Module());
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  client.Put(kube::resources::kNodes, Node("n2", false));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  EXPECT_THAT(Writes(client), Contains(HasSubstr("apply daemonsets ns/m-loader-")));
+  auto [template_hash, kernel_hash] = CurrentHashes(client);
+  client.Put(kube::resources::kPods, LoaderPod("p1", "n1", template_hash, kernel_hash));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  json n1 = *client.Get(kube::resources::kNodes, "", "n1");
+  json n2 = *client.Get(kube::resources::kNodes, "", "n2");
+  EXPECT_TRUE(n1["metadata"]["labels"].contains(desired::ModuleReadyLabel("ns", "m")));
+  EXPECT_FALSE(n2["metadata"]["labels"].contains(desired::ModuleReadyLabel("ns", "m")));
+  json module = *client.Get(kube::resources::kModules, "ns", "m");
+  EXPECT_EQ(module["status"]["moduleLoader"]["nodesMatchingSelectorNumber"], 2);
+}
+
+TEST(ModuleReconcilerTest, ReplacesOutdatedPodsOneNodeAtATimeLabelFirst) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, Module());
+  client.Put(kube::resources::kNodes, Node("n1", true));
+  client.Put(kube::resources::kNodes, Node("n2", true));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  auto [template_hash, kernel_hash] = CurrentHashes(client);
+  client.Put(kube::resources::kPods, LoaderPod("p1", "n1", "old", kernel_hash));
+  client.Put(kube::resources::kPods, LoaderPod("p2", "n2", "old", kernel_hash));
+  // Both pods are Ready with the old template, so both nodes carry the label.
+  client.Put(kube::resources::kNodes, Node("n1", true));
+  client.Put(kube::resources::kNodes, Node("n2", true));
+  const size_t before = Writes(client).size();
+  {
+    Harness harness(client);
+    absl::StatusOr<kube::Result> result = harness.Reconcile();
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_GT(result->requeue_after, absl::ZeroDuration());  // progressing: look again
+  }
+  std::vector<std::string> writes = Writes(client);
+  writes.erase(writes.begin(), writes.begin() + static_cast<long>(before));
+  std::vector<std::string> deletes, label_patches;
+  for (const std::string& write : writes) {
+    if (write.rfind("delete pods", 0) == 0) deletes.push_back(write);
+  }
+  ASSERT_EQ(deletes.size(), 1u) << ::testing::PrintToString(writes);
+  EXPECT_EQ(deletes[0], "delete pods ns/p1");
+  // n1's label was removed before its pod went.
+  auto label = std::find(writes.begin(), writes.end(), "patch nodes n1");
+  auto pod = std::find(writes.begin(), writes.end(), "delete pods ns/p1");
+  EXPECT_LT(label, pod) << ::testing::PrintToString(writes);
+  EXPECT_FALSE((*client.Get(kube::resources::kNodes, "", "n1"))["metadata"]["labels"].contains(
+      desired::ModuleReadyLabel("ns", "m")));
+}
+
+TEST(ModuleReconcilerTest, AnInvalidModuleIsDegradedAndGetsNothing) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules,
+             Module({{"moduleLoader", {{"container", {{"kernelMappings",
+                                                        {{{"literal", "6.1.0"}, {"regexp", "x"},
+                                                          {"containerImage", "img:v1"}}}}}}}}}));
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  Harness harness(client);
+  absl::StatusOr<kube::Result> result = harness.Reconcile();
+  ASSERT_TRUE(result.ok());
+  for (const std::string& write : Writes(client)) EXPECT_THAT(write, ::testing::Not(HasSubstr("daemonsets")));
+  json module = *client.Get(kube::resources::kModules, "ns", "m");
+  json degraded;
+  for (const json& condition : module["status"]["conditions"]) {
+    if (condition["type"] == "Degraded") degraded = condition;
+  }
+  EXPECT_EQ(degraded["status"], "True");
+  EXPECT_EQ(degraded["reason"], "InvalidSpec");
+  EXPECT_THAT(degraded["message"].get<std::string>(), HasSubstr("mutually exclusive"));
+}
+
+TEST(ModuleReconcilerTest, TheFinalizerStaysUntilEveryLoaderPodIsGone) {
+  kube::testing::FakeKubeClient client;
+  json module = Module();
+  module["metadata"]["deletionTimestamp"] = "2026-11-25T00:00:00Z";
+  client.Put(kube::resources::kModules, module);
+  client.Put(kube::resources::kNodes, Node("n1", true));
+  client.Put(kube::resources::kPods, LoaderPod("p1", "n1", "h", "k"));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  EXPECT_FALSE((*client.Get(kube::resources::kNodes, "", "n1"))["metadata"]["labels"].contains(
+      desired::ModuleReadyLabel("ns", "m")));
+  json still = *client.Get(kube::resources::kModules, "ns", "m");
+  EXPECT_THAT(still["metadata"]["finalizers"], Contains(std::string(desired::kModuleFinalizer)));
+  EXPECT_EQ(still["status"]["nodes"][0]["node"], "n1");
+
+  ASSERT_TRUE(client.Delete(kube::resources::kPods, "ns", "p1", {}).ok());
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  EXPECT_TRUE((*client.Get(kube::resources::kModules, "ns", "m"))["metadata"]["finalizers"].empty());
+}
+
+}  // namespace
+}  // namespace kmm::controllers
