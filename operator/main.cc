@@ -138,8 +138,9 @@ int main(int argc, char** argv) {
   app.add_option("--workers", manager_options.workers, "Module reconcilers running in parallel")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  app.add_option("--namespace", manager_options.watch_namespace,
-                 "Watch Modules in this namespace only (default: every namespace)");
+  app.add_option("--namespace", manager_options.watch_namespaces,
+                 "Watch Modules in these namespaces only (repeat or comma-separate; default: all)")
+      ->delimiter(',');
   bool leader_elect = false;
   app.add_flag("--leader-elect", leader_elect,
                "Run the controllers only while holding the kmm-operator Lease");

@@ -14,16 +14,33 @@
 
 namespace kmm::controllers {
 
+// One kind of object watched in several namespaces (one informer each), read as one cache.
+class NamespacedCache {
+ public:
+  NamespacedCache(kube::KubeClient& client, const std::vector<std::string>& namespaces,
+                  const kube::InformerOptions& options);
+  void AddEventHandler(kube::ResourceEventHandler* handler);
+  kube::ObjectPtr Get(std::string_view key) const;  // "namespace/name"
+  std::vector<kube::ObjectPtr> List() const;
+  size_t Size() const;
+  bool HasSynced() const;
+  const std::vector<std::unique_ptr<kube::Informer>>& informers() const { return informers_; }
+
+ private:
+  std::vector<std::unique_ptr<kube::Informer>> informers_;
+};
+
 struct Caches {
-  // `ns`: the namespace to watch Modules (and our DaemonSets and Pods) in; empty: all.
-  Caches(kube::KubeClient& client, const std::string& ns, kube::ClientMetrics* metrics);
+  // `namespaces`: where to watch Modules and our DaemonSets and Pods; empty: everywhere.
+  Caches(kube::KubeClient& client, const std::vector<std::string>& namespaces,
+         kube::ClientMetrics* metrics);
 
-  kube::Informer modules;
+  NamespacedCache modules;
   kube::Informer nodes;
-  kube::Informer daemonsets;
-  kube::Informer pods;
+  NamespacedCache daemonsets;
+  NamespacedCache pods;
 
-  std::vector<kube::Informer*> all() { return {&modules, &nodes, &daemonsets, &pods}; }
+  std::vector<kube::Informer*> all();
   bool Synced() const {
     return modules.HasSynced() && nodes.HasSynced() && daemonsets.HasSynced() && pods.HasSynced();
   }

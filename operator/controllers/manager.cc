@@ -19,7 +19,7 @@ Manager::Manager(kube::KubeClient& client, ManagerOptions options, kube::Registr
       options_(std::move(options)),
       client_metrics_(registry),
       controller_metrics_(registry),
-      caches_(client, options_.watch_namespace, &client_metrics_),
+      caches_(client, options_.watch_namespaces, &client_metrics_),
       events_(client, "kmm-operator", options_.identity),
       module_reconciler_(client, caches_, events_, options_.settings),
       node_reconciler_(client, caches_) {

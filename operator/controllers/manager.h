@@ -23,7 +23,7 @@
 namespace kmm::controllers {
 
 struct ManagerOptions {
-  std::string watch_namespace;  // empty: every namespace
+  std::vector<std::string> watch_namespaces;  // empty: every namespace
   int workers = 4;
   desired::OperatorSettings settings;
   std::string identity = "kmm-operator";  // events' reportingInstance

@@ -123,7 +123,7 @@ json Comparable(json status) {
   return status;
 }
 
-std::vector<ObjectPtr> Owned(const kube::Informer& informer, const std::string& ns,
+std::vector<ObjectPtr> Owned(const NamespacedCache& informer, const std::string& ns,
                              const std::string& module, std::string_view component) {
   std::vector<ObjectPtr> owned;
   for (const ObjectPtr& object : informer.List()) {

@@ -59,7 +59,7 @@ json LoaderPod(const std::string& name, const std::string& node, const std::stri
 class Harness {
  public:
   explicit Harness(kube::testing::FakeKubeClient& client)
-      : client_(client), caches_(client, "", nullptr), events_(client, "kmm-operator", "test") {
+      : client_(client), caches_(client, {}, nullptr), events_(client, "kmm-operator", "test") {
     for (kube::Informer* informer : caches_.all()) {
       threads_.emplace_back([this, informer] { informer->Run(cancel_); });
     }
