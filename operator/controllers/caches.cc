@@ -33,14 +33,43 @@ nlohmann::json TrimNode(nlohmann::json node) {
 }
 
 nlohmann::json TrimPod(nlohmann::json pod) {
-  return kube::KeepFields(pod, {"/metadata/labels", "/metadata/annotations", "/spec/nodeName",
-                                "/status/phase", "/status/conditions", "/status/containerStatuses",
-                                "/status/initContainerStatuses"});
+  nlohmann::json trimmed = kube::KeepFields(pod, {"/metadata/labels", "/spec/nodeName"});
+  // Our one annotation, the Ready condition, and each container's state (why it waits, the
+  // loader's termination message): all the reconciler reads of 5,000 pods.
+  const nlohmann::json& hash =
+      kube::FieldAt(pod, {"metadata", "annotations", desired::kTemplateHashAnnotation});
+  if (!hash.is_null()) trimmed["metadata"]["annotations"][std::string(desired::kTemplateHashAnnotation)] = hash;
+  const nlohmann::json& conditions = kube::FieldAt(pod, {"status", "conditions"});
+  if (conditions.is_array()) {
+    for (const nlohmann::json& condition : conditions) {
+      if (condition.value("type", "") == "Ready") {
+        trimmed["status"]["conditions"] = {{{"type", "Ready"}, {"status", condition.value("status", "")}}};
+      }
+    }
+  }
+  for (const char* field : {"initContainerStatuses", "containerStatuses"}) {
+    const nlohmann::json& statuses = kube::FieldAt(pod, {"status", field});
+    if (!statuses.is_array()) continue;
+    nlohmann::json kept = nlohmann::json::array();
+    for (const nlohmann::json& status : statuses) {
+      nlohmann::json entry = nlohmann::json::object();
+      for (const char* state : {"state", "lastState"}) {
+        if (status.contains(state)) entry[state] = status[state];
+      }
+      kept.push_back(std::move(entry));
+    }
+    trimmed["status"][field] = std::move(kept);
+  }
+  return trimmed;
 }
 
 nlohmann::json TrimDaemonSet(nlohmann::json daemonset) {
-  return kube::KeepFields(daemonset, {"/metadata/labels", "/metadata/annotations",
-                                      "/spec/template/metadata/annotations", "/status"});
+  nlohmann::json trimmed = kube::KeepFields(
+      daemonset, {"/metadata/labels", "/status/desiredNumberScheduled", "/status/numberAvailable"});
+  const nlohmann::json& hash =
+      kube::FieldAt(daemonset, {"metadata", "annotations", desired::kDesiredHashAnnotation});
+  if (!hash.is_null()) trimmed["metadata"]["annotations"][std::string(desired::kDesiredHashAnnotation)] = hash;
+  return trimmed;
 }
 
 NamespacedCache::NamespacedCache(kube::KubeClient& client, const std::vector<std::string>& namespaces,

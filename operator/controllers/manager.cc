@@ -1,6 +1,7 @@
 #include "operator/controllers/manager.h"
 
 #include "operator/desired/labels.h"
+#include "operator/kube/field_filter.h"
 #include "spdlog/spdlog.h"
 
 namespace kmm::controllers {
@@ -61,10 +62,11 @@ void Manager::EnqueueAllModules() {
 }
 
 void Manager::EnqueueOwner(const kube::ObjectPtr& object) {
-  const nlohmann::json metadata = object->value("metadata", nlohmann::json::object());
-  const std::string module =
-      metadata.value("labels", nlohmann::json::object()).value(std::string(desired::kModuleNameLabel), "");
-  if (!module.empty()) module_queue_.Add(kube::ObjectKey(metadata.value("namespace", ""), module));
+  const nlohmann::json& module = kube::FieldAt(*object, {"metadata", "labels", desired::kModuleNameLabel});
+  const nlohmann::json& ns = kube::FieldAt(*object, {"metadata", "namespace"});
+  if (module.is_string() && ns.is_string()) {
+    module_queue_.Add(kube::ObjectKey(ns.get<std::string>(), module.get<std::string>()));
+  }
 }
 
 void Manager::StartCaches() {

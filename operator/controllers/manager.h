@@ -24,7 +24,7 @@ namespace kmm::controllers {
 
 struct ManagerOptions {
   std::vector<std::string> watch_namespaces;  // empty: every namespace
-  int workers = 4;
+  int workers = 8;
   desired::OperatorSettings settings;
   std::string identity = "kmm-operator";  // events' reportingInstance
 };

@@ -13,6 +13,7 @@
 #include "operator/desired/loader_daemonset.h"
 #include "operator/desired/node_selection.h"
 #include "operator/kube/api_error.h"
+#include "operator/kube/field_filter.h"
 #include "operator/kube/leader_election.h"
 #include "spdlog/spdlog.h"
 
@@ -22,27 +23,27 @@ namespace {
 using nlohmann::json;
 using kube::ObjectPtr;
 
-constexpr std::string_view kDesiredHashAnnotation = "kmm.sigs.x-k8s.io/desired-hash";
 // While a rollout or an unload is under way, look again even without events.
 constexpr absl::Duration kProgressRecheck = absl::Seconds(10);
 
 std::string Label(const json& object, std::string_view key) {
-  const json labels = object.value("metadata", json::object()).value("labels", json::object());
-  return labels.value(std::string(key), "");
+  const json& value = kube::FieldAt(object, {"metadata", "labels", key});
+  return value.is_string() ? value.get<std::string>() : "";
 }
 
 std::string Annotation(const json& object, std::string_view key) {
-  const json annotations =
-      object.value("metadata", json::object()).value("annotations", json::object());
-  return annotations.value(std::string(key), "");
+  const json& value = kube::FieldAt(object, {"metadata", "annotations", key});
+  return value.is_string() ? value.get<std::string>() : "";
 }
 
 bool Terminating(const json& object) {
-  return object.value("metadata", json::object()).contains("deletionTimestamp");
+  return !kube::FieldAt(object, {"metadata", "deletionTimestamp"}).is_null();
 }
 
 bool PodReady(const json& pod) {
-  for (const json& condition : pod.value("status", json::object()).value("conditions", json::array())) {
+  const json& conditions = kube::FieldAt(pod, {"status", "conditions"});
+  if (!conditions.is_array()) return false;
+  for (const json& condition : conditions) {
     if (condition.value("type", "") == "Ready") return condition.value("status", "") == "True";
   }
   return false;
@@ -58,12 +59,16 @@ kube::DeleteOptions BackgroundDeletion() {
 absl::Duration TerminatingFor(const json& object) {
   absl::Time since;
   std::string error;
-  const std::string stamp = object.value("metadata", json::object()).value("deletionTimestamp", "");
+  const json& value = kube::FieldAt(object, {"metadata", "deletionTimestamp"});
+  const std::string stamp = value.is_string() ? value.get<std::string>() : "";
   if (!absl::ParseTime(absl::RFC3339_full, stamp, &since, &error)) return absl::ZeroDuration();
   return absl::Now() - since;
 }
 
-std::string NodeOf(const json& pod) { return pod.value("spec", json::object()).value("nodeName", ""); }
+std::string NodeOf(const json& pod) {
+  const json& node = kube::FieldAt(pod, {"spec", "nodeName"});
+  return node.is_string() ? node.get<std::string>() : "";
+}
 
 // The first waiting reason of any (init) container, e.g. ImagePullBackOff, CrashLoopBackOff.
 std::string WaitingReason(const json& pod, std::string* message) {
@@ -127,7 +132,8 @@ std::vector<ObjectPtr> Owned(const NamespacedCache& informer, const std::string&
                              const std::string& module, std::string_view component) {
   std::vector<ObjectPtr> owned;
   for (const ObjectPtr& object : informer.List()) {
-    if ((*object)["metadata"].value("namespace", "") == ns &&
+    const json& object_ns = kube::FieldAt(*object, {"metadata", "namespace"});
+    if (object_ns.is_string() && object_ns.get_ref<const std::string&>() == ns &&
         Label(*object, desired::kModuleNameLabel) == module &&
         (component.empty() || Label(*object, desired::kComponentLabel) == component)) {
       owned.push_back(object);
@@ -192,11 +198,11 @@ absl::Status ModuleReconciler::EnsureFinalizer(const api::Module& module) {
 absl::Status ModuleReconciler::ApplyIfChanged(const json& desired_object) {
   json object = desired_object;
   const std::string hash = desired::ShortHash(desired_object.dump());
-  object["metadata"]["annotations"][std::string(kDesiredHashAnnotation)] = hash;
+  object["metadata"]["annotations"][std::string(desired::kDesiredHashAnnotation)] = hash;
   const std::string ns = object["metadata"]["namespace"];
   const std::string name = object["metadata"]["name"];
   if (ObjectPtr current = caches_.daemonsets.Get(kube::ObjectKey(ns, name));
-      current != nullptr && Annotation(*current, kDesiredHashAnnotation) == hash) {
+      current != nullptr && Annotation(*current, desired::kDesiredHashAnnotation) == hash) {
     return absl::OkStatus();
   }
   spdlog::info("applying DaemonSet {}/{}", ns, name);
@@ -208,7 +214,7 @@ absl::Status ModuleReconciler::SetNodeLabel(const std::string& node, const std::
                                             bool present, const api::Module& module) {
   ObjectPtr cached = caches_.nodes.Get(node);
   if (cached == nullptr) return absl::OkStatus();
-  const bool has = (*cached)["metadata"].value("labels", json::object()).contains(label);
+  const bool has = !kube::FieldAt(*cached, {"metadata", "labels", label}).is_null();
   if (has == present) return absl::OkStatus();
   json patch = {{"metadata", {{"labels", {{label, present ? json("") : json(nullptr)}}}}}};
   absl::StatusOr<json> patched = client_.MergePatch(kube::resources::kNodes, "", node, patch, "");

@@ -21,6 +21,8 @@ inline constexpr std::string_view kManagedByValue = "kmm-operator";
 // On loader pod templates: a hash of the template, to tell an outdated pod from a current one
 // (DaemonSets use OnDelete, so the operator replaces pods itself).
 inline constexpr std::string_view kTemplateHashAnnotation = "kmm.sigs.x-k8s.io/template-hash";
+// On our DaemonSets: a hash of the object we applied, so an unchanged one is not applied again.
+inline constexpr std::string_view kDesiredHashAnnotation = "kmm.sigs.x-k8s.io/desired-hash";
 inline constexpr std::string_view kLoaderComponent = "loader";
 inline constexpr std::string_view kDevicePluginComponent = "device-plugin";
 

@@ -29,16 +29,26 @@ bool Tolerates(const json& toleration, const json& taint) {
 
 NodeInfo NodeInfoFrom(const json& node) {
   NodeInfo info;
-  const json metadata = node.value("metadata", json::object());
-  info.name = metadata.value("name", "");
-  const json labels = metadata.value("labels", json::object());
-  for (const auto& [key, value] : labels.items()) {
-    if (value.is_string()) info.labels[key] = value.get<std::string>();
+  // References into the cached object: no copies (this runs for every node on every reconcile).
+  static const json kNull;
+  auto at = [](const json& object, const char* key) -> const json& {
+    if (!object.is_object()) return kNull;
+    auto it = object.find(key);
+    return it == object.end() ? kNull : *it;
+  };
+  const json& metadata = at(node, "metadata");
+  if (const json& name = at(metadata, "name"); name.is_string()) info.name = name.get<std::string>();
+  if (const json& labels = at(metadata, "labels"); labels.is_object()) {
+    for (auto it = labels.begin(); it != labels.end(); ++it) {
+      if (it->is_string()) info.labels.emplace(it.key(), it->get<std::string>());
+    }
   }
-  const json node_info = node.value("status", json::object()).value("nodeInfo", json::object());
-  info.kernel = node_info.value("kernelVersion", "");
-  const json taints = node.value("spec", json::object()).value("taints", json::array());
-  if (taints.is_array()) info.taints.assign(taints.begin(), taints.end());
+  if (const json& kernel = at(at(at(node, "status"), "nodeInfo"), "kernelVersion"); kernel.is_string()) {
+    info.kernel = kernel.get<std::string>();
+  }
+  if (const json& taints = at(at(node, "spec"), "taints"); taints.is_array()) {
+    info.taints.assign(taints.begin(), taints.end());
+  }
   return info;
 }
 

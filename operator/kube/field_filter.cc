@@ -28,6 +28,19 @@ nlohmann::json KeepFields(const nlohmann::json& object, const std::vector<std::s
   return out;
 }
 
+const nlohmann::json& FieldAt(const nlohmann::json& object,
+                              std::initializer_list<std::string_view> path) {
+  static const nlohmann::json kNull;
+  const nlohmann::json* current = &object;
+  for (std::string_view key : path) {
+    if (!current->is_object()) return kNull;
+    auto it = current->find(key);
+    if (it == current->end()) return kNull;
+    current = &*it;
+  }
+  return *current;
+}
+
 std::function<nlohmann::json(nlohmann::json)> KeepFieldsTransform(std::vector<std::string> paths) {
   return [paths = std::move(paths)](nlohmann::json object) { return KeepFields(object, paths); };
 }

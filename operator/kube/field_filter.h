@@ -5,6 +5,8 @@
 #define KMM_OPERATOR_KUBE_FIELD_FILTER_H_
 
 #include <functional>
+#include <initializer_list>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,11 @@ namespace kmm::kube {
 // cache needs: apiVersion, kind and metadata name, namespace, uid, resourceVersion,
 // generation, deletionTimestamp. Missing paths are skipped.
 nlohmann::json KeepFields(const nlohmann::json& object, const std::vector<std::string>& paths);
+
+// The value at `path` (object keys) inside `object`, or a null value when any step is missing
+// or not an object. Reads without copying: for hot paths over cached objects.
+const nlohmann::json& FieldAt(const nlohmann::json& object,
+                              std::initializer_list<std::string_view> path);
 
 // The same as an informer transform.
 std::function<nlohmann::json(nlohmann::json)> KeepFieldsTransform(std::vector<std::string> paths);
