@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <random>
@@ -119,6 +120,9 @@ int RunOperator(const std::string& kubeconfig, kmm::controllers::ManagerOptions 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Few malloc arenas: glibc's default (8 per core) lets each worker and informer thread keep
+  // its own freed memory, which at 5,000 nodes is most of the operator's RSS.
+  mallopt(M_ARENA_MAX, 2);
   CLI::App app{"kmm-operator: Kernel Module Management for Kubernetes", "kmm-operator"};
   app.fallthrough();
   kmm::AddVersionFlag(app, "kmm-operator");

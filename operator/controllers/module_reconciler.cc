@@ -195,7 +195,7 @@ absl::Status ModuleReconciler::EnsureFinalizer(const api::Module& module) {
       .status();
 }
 
-absl::Status ModuleReconciler::ApplyIfChanged(const json& desired_object) {
+absl::StatusOr<std::string> ModuleReconciler::ApplyIfChanged(const json& desired_object) {
   json object = desired_object;
   const std::string hash = desired::ShortHash(desired_object.dump());
   object["metadata"]["annotations"][std::string(desired::kDesiredHashAnnotation)] = hash;
@@ -203,11 +203,25 @@ absl::Status ModuleReconciler::ApplyIfChanged(const json& desired_object) {
   const std::string name = object["metadata"]["name"];
   if (ObjectPtr current = caches_.daemonsets.Get(kube::ObjectKey(ns, name));
       current != nullptr && Annotation(*current, desired::kDesiredHashAnnotation) == hash) {
-    return absl::OkStatus();
+    return hash;
   }
   spdlog::info("applying DaemonSet {}/{}", ns, name);
-  return client_.Apply(kube::resources::kDaemonSets, ns, object, {std::string(kFieldManager), true}, "")
-      .status();
+  RETURN_IF_ERROR(
+      client_.Apply(kube::resources::kDaemonSets, ns, object, {std::string(kFieldManager), true}, ""));
+  return hash;
+}
+
+std::optional<ModuleReconciler::BuiltDaemonSet> ModuleReconciler::Remembered(const std::string& key) {
+  absl::MutexLock lock(&memo_mu_);
+  auto it = memo_.find(key);
+  if (it == memo_.end()) return std::nullopt;
+  return it->second;
+}
+
+void ModuleReconciler::Remember(const std::string& key, BuiltDaemonSet built) {
+  absl::MutexLock lock(&memo_mu_);
+  if (memo_.size() > 100000) memo_.clear();  // old generations; rebuilt on demand
+  memo_[key] = std::move(built);
 }
 
 absl::Status ModuleReconciler::SetNodeLabel(const std::string& node, const std::string& label,
@@ -307,13 +321,27 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
       unmapped.push_back(fmt::format("{} (nodes: {})", group.kernel, fmt::join(group.nodes, ", ")));
       continue;
     }
-    json daemonset = desired::LoaderDaemonSetFor(module, *group.mapping, group.kernel, settings_);
-    RETURN_IF_ERROR(ApplyIfChanged(daemonset));
-    wanted.insert(daemonset["metadata"]["name"]);
-    template_hash_by_kernel_hash[daemonset["spec"]["template"]["metadata"]["labels"]
-                                          [std::string(desired::kKernelHashLabel)]] =
-        daemonset["spec"]["template"]["metadata"]["annotations"]
-                 [std::string(desired::kTemplateHashAnnotation)];
+    // Building a DaemonSet costs more than everything else here; the same Module generation
+    // and kernel always build the same one, so remember what it was and skip the build while
+    // the cached DaemonSet still carries it.
+    const std::string memo_key =
+        fmt::format("{}\n{}\n{}\n{}", module.metadata.uid, generation, group.kernel,
+                    group.mapping->container_image);
+    std::optional<BuiltDaemonSet> built = Remembered(memo_key);
+    ObjectPtr current = built ? caches_.daemonsets.Get(kube::ObjectKey(ns, built->name)) : nullptr;
+    if (!built || current == nullptr ||
+        Annotation(*current, desired::kDesiredHashAnnotation) != built->desired_hash) {
+      json daemonset = desired::LoaderDaemonSetFor(module, *group.mapping, group.kernel, settings_);
+      ASSIGN_OR_RETURN(std::string desired_hash, ApplyIfChanged(daemonset));
+      built = BuiltDaemonSet{daemonset["metadata"]["name"], desired_hash,
+                             daemonset["spec"]["template"]["metadata"]["labels"]
+                                      [std::string(desired::kKernelHashLabel)],
+                             daemonset["spec"]["template"]["metadata"]["annotations"]
+                                      [std::string(desired::kTemplateHashAnnotation)]};
+      Remember(memo_key, *built);
+    }
+    wanted.insert(built->name);
+    template_hash_by_kernel_hash[built->kernel_hash] = built->template_hash;
   }
   if (!unmapped.empty()) {
     events_.Record(*object, kube::EventType::kWarning, "NoKernelMapping",
@@ -322,7 +350,7 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
   const bool third_party = desired::HasThirdPartyDevicePlugin(module);
   if (third_party) {
     json plugin = desired::DevicePluginDaemonSetFor(module, settings_);
-    RETURN_IF_ERROR(ApplyIfChanged(plugin));
+    RETURN_IF_ERROR(ApplyIfChanged(plugin).status());
     wanted.insert(plugin["metadata"]["name"]);
   }
 
@@ -406,11 +434,17 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
       if (!Terminating(*pod) && PodReady(*pod)) plugin_ready_nodes.insert(NodeOf(*pod));
     }
   }
-  for (const desired::NodeInfo& node : nodes) {
+  const std::string ready_label = desired::ModuleReadyLabel(ns, name);
+  const std::string plugin_label = desired::DevicePluginReadyLabel(ns, name);
+  for (const desired::NodeInfo& node : nodes) {  // only nodes whose label must change
     const bool loaded = ready_nodes.contains(node.name);
-    RETURN_IF_ERROR(SetNodeLabel(node.name, desired::ModuleReadyLabel(ns, name), loaded, module));
-    RETURN_IF_ERROR(SetNodeLabel(node.name, desired::DevicePluginReadyLabel(ns, name),
-                                 loaded && plugin_ready_nodes.contains(node.name), module));
+    const bool plugin = loaded && plugin_ready_nodes.contains(node.name);
+    if (node.labels.contains(ready_label) != loaded) {
+      RETURN_IF_ERROR(SetNodeLabel(node.name, ready_label, loaded, module));
+    }
+    if (node.labels.contains(plugin_label) != plugin) {
+      RETURN_IF_ERROR(SetNodeLabel(node.name, plugin_label, plugin, module));
+    }
   }
 
   // Status, in upstream's shape plus conditions.

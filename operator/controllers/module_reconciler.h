@@ -7,7 +7,11 @@
 #ifndef KMM_OPERATOR_CONTROLLERS_MODULE_RECONCILER_H_
 #define KMM_OPERATOR_CONTROLLERS_MODULE_RECONCILER_H_
 
+#include <optional>
 #include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 
 #include "operator/api/module.h"
 #include "operator/controllers/caches.h"
@@ -33,7 +37,17 @@ class ModuleReconciler final : public kube::Reconciler {
   absl::StatusOr<kube::Result> ReportInvalid(const nlohmann::json& object, const std::string& problem);
   absl::StatusOr<kube::Result> Finalize(const api::Module& module, const nlohmann::json& object);
   absl::Status EnsureFinalizer(const api::Module& module);
-  absl::Status ApplyIfChanged(const nlohmann::json& desired_object);
+  // Server-side applies the object unless the cached one already carries its hash; returns
+  // the hash.
+  absl::StatusOr<std::string> ApplyIfChanged(const nlohmann::json& desired_object);
+  struct BuiltDaemonSet {
+    std::string name;
+    std::string desired_hash;
+    std::string kernel_hash;
+    std::string template_hash;
+  };
+  std::optional<BuiltDaemonSet> Remembered(const std::string& key);
+  void Remember(const std::string& key, BuiltDaemonSet built);
   // Sets (value) or removes (nullopt) a label on a node; events on change.
   absl::Status SetNodeLabel(const std::string& node, const std::string& label, bool present,
                             const api::Module& module);
@@ -43,6 +57,8 @@ class ModuleReconciler final : public kube::Reconciler {
   Caches& caches_;
   kube::EventRecorder& events_;
   const desired::OperatorSettings settings_;
+  absl::Mutex memo_mu_;
+  absl::flat_hash_map<std::string, BuiltDaemonSet> memo_ ABSL_GUARDED_BY(memo_mu_);
 };
 
 // Keeps kmm.node.kubernetes.io/kernel-version.full on every Node equal to its kernel.
