@@ -417,12 +417,9 @@ class Validator {
 }  // namespace
 
 bool ImageHasTagOrDigest(std::string_view image) {
-  if (image.find('@') != std::string_view::npos) return true;
-  const size_t last_slash = image.rfind('/');
-  const std::string_view last_component =
-      last_slash == std::string_view::npos ? image : image.substr(last_slash + 1);
-  const size_t colon = last_component.find(':');
-  return colon != std::string_view::npos && colon + 1 < last_component.size();
+  // Upstream's webhook test, kept as it is so that every Module upstream accepts applies
+  // unchanged (DESIGN.md §2): it also lets "registry:5000/repo" (a port, no tag) through.
+  return image.find(':') != std::string_view::npos || image.find('@') != std::string_view::npos;
 }
 
 std::vector<std::string> ValidateModule(const Module& module) { return Validator().Run(module); }

@@ -27,8 +27,8 @@ std::vector<std::string> ValidateModule(const Module& module);
 // change from empty to set or back.
 std::vector<std::string> ValidateModuleUpdate(const Module& old_module, const Module& new_module);
 
-// Whether `image` names a tag or a digest ("repo:tag", "repo@sha256:..."). Stricter than
-// upstream's "contains ':' or '@'": a registry port ("registry:5000/repo") is not a tag.
+// Whether `image` names a tag or a digest ("repo:tag", "repo@sha256:..."), tested as upstream
+// does: it contains ':' or '@' (so a registry port alone also passes, as upstream).
 bool ImageHasTagOrDigest(std::string_view image);
 
 }  // namespace kmm::api

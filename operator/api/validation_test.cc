@@ -125,10 +125,10 @@ TEST(ValidateModule, ContainerImageNeedsATagOrDigest) {
 
 TEST(ValidateModule, KernelMappingImageNeedsATagOrDigest) {
   Module module = Valid();
-  Mapping(module, 0).container_image = "registry.local:5000/kmm-ci-a";
+  Mapping(module, 0).container_image = "registry.local/kmm-ci-a";
   EXPECT_THAT(OnlyProblem(module),
               HasSubstr("spec.moduleLoader.container.kernelMappings[0].containerImage: "
-                        "\"registry.local:5000/kmm-ci-a\" has no tag or digest"));
+                        "\"registry.local/kmm-ci-a\" has no tag or digest"));
 }
 
 TEST(ValidateModule, EveryKernelMappingNeedsAnImage) {
@@ -409,14 +409,14 @@ TEST(ValidateModuleUpdate, VersionCannotChangeBetweenEmptyAndSet) {
   EXPECT_EQ(ValidateModuleUpdate(old_module, invalid).size(), 1u);
 }
 
-TEST(ImageHasTagOrDigest, DistinguishesTagsFromRegistryPorts) {
+TEST(ImageHasTagOrDigest, AcceptsWhatUpstreamAccepts) {
   EXPECT_TRUE(ImageHasTagOrDigest("quay.io/org/kmod:v1"));
   EXPECT_TRUE(ImageHasTagOrDigest("kmod:${KERNEL_FULL_VERSION}"));
   EXPECT_TRUE(ImageHasTagOrDigest("registry.local:5000/org/kmod:5.10.123"));
   EXPECT_TRUE(ImageHasTagOrDigest("quay.io/org/kmod@sha256:0123abcd"));
   EXPECT_FALSE(ImageHasTagOrDigest("quay.io/org/kmod"));
-  EXPECT_FALSE(ImageHasTagOrDigest("registry.local:5000/org/kmod"));
-  EXPECT_FALSE(ImageHasTagOrDigest("quay.io/org/kmod:"));
+  // Upstream only looks for ':' or '@'; a Module it accepts must apply here too.
+  EXPECT_TRUE(ImageHasTagOrDigest("registry.local:5000/org/kmod"));
   EXPECT_FALSE(ImageHasTagOrDigest(""));
 }
 
