@@ -18,8 +18,7 @@ absl::Status ValidateLeaderElectionConfig(const LeaderElectionConfig& config) {
   if (config.identity.empty()) {
     return absl::InvalidArgumentError("leader election: the candidate identity must be set");
   }
-  if (config.retry_period <= absl::ZeroDuration() ||
-      config.renew_deadline <= config.retry_period ||
+  if (config.retry_period <= absl::ZeroDuration() || config.renew_deadline <= config.retry_period ||
       config.lease_duration <= config.renew_deadline) {
     return absl::InvalidArgumentError(fmt::format(
         "leader election: need lease duration ({}) > renew deadline ({}) > retry period ({}) > 0",
@@ -65,17 +64,11 @@ absl::StatusOr<bool> LeaderElector::TryAcquireOrRenew() {
       if (IsApiAlreadyExists(created.status())) return false;
       return Annotate(created.status(), "creating the leader-election Lease");
     }
-    absl::MutexLock lock(&mu_);
-    observed_holder_ = config_.identity;
-    observed_renew_time_ = (*created)["spec"].value("renewTime", "");
-    observed_at_ = now;
-    observed_lease_ = *created;
-    leading_.store(true, std::memory_order_release);
-    return true;
+    return Hold(*created, now);
   }
 
-  const nlohmann::json& spec = (*current).contains("spec") ? (*current)["spec"]
-                                                           : nlohmann::json::object();
+  const nlohmann::json& spec =
+      (*current).contains("spec") ? (*current)["spec"] : nlohmann::json::object();
   const std::string holder = spec.value("holderIdentity", "");
   const std::string renew_time = spec.value("renewTime", "");
   const int64_t duration_seconds = spec.value("leaseDurationSeconds", int64_t{0});
@@ -114,11 +107,15 @@ absl::StatusOr<bool> LeaderElector::TryAcquireOrRenew() {
     if (IsApiConflict(updated.status())) return false;
     return Annotate(updated.status(), "updating the leader-election Lease");
   }
+  return Hold(*updated, now);
+}
+
+bool LeaderElector::Hold(const nlohmann::json& lease, absl::Time now) {
   absl::MutexLock lock(&mu_);
   observed_holder_ = config_.identity;
-  observed_renew_time_ = (*updated)["spec"].value("renewTime", "");
+  observed_renew_time_ = lease["spec"].value("renewTime", "");
   observed_at_ = now;
-  observed_lease_ = *updated;
+  observed_lease_ = lease;
   leading_.store(true, std::memory_order_release);
   return true;
 }
@@ -152,8 +149,7 @@ std::string LeaderElector::ObservedHolder() const {
   return observed_holder_;
 }
 
-void LeaderElector::Run(const Cancellation& cancel,
-                        const std::function<void()>& on_started_leading,
+void LeaderElector::Run(const Cancellation& cancel, const std::function<void()>& on_started_leading,
                         const std::function<void()>& on_stopped_leading) {
   const std::string lease = fmt::format("{}/{}", config_.lease_namespace, config_.lease_name);
   // Campaign.

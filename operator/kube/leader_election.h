@@ -58,7 +58,10 @@ class LeaderElector {
   const LeaderElectionConfig& config() const { return config_; }
 
  private:
-  nlohmann::json LeaseSpec(absl::Time now, int transitions, std::optional<absl::Time> acquired) const;
+  // Records `lease` (just written by us) as held; returns true.
+  bool Hold(const nlohmann::json& lease, absl::Time now);
+  nlohmann::json LeaseSpec(absl::Time now, int transitions,
+                           std::optional<absl::Time> acquired) const;
 
   KubeClient& client_;
   const LeaderElectionConfig config_;

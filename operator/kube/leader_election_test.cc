@@ -12,8 +12,8 @@ namespace {
 using testing::FakeKubeClient;
 
 LeaderElectionConfig Config(std::string identity) {
-  return {"kmm-system", "kmm-operator", std::move(identity), absl::Seconds(15), absl::Seconds(10),
-          absl::Seconds(2)};
+  return {"kmm-system",      "kmm-operator",    std::move(identity),
+          absl::Seconds(15), absl::Seconds(10), absl::Seconds(2)};
 }
 
 enum AttemptResult { kLeads, kWaits, kFailed };
@@ -150,42 +150,56 @@ TEST(LeaderElectorTest, ValidatesDurations) {
   EXPECT_FALSE(ValidateLeaderElectionConfig(config).ok());
 }
 
+// LeaderElector::Run in a thread, counting the callbacks; cancelled and joined on destruction.
+class RunningElector {
+ public:
+  RunningElector(FakeKubeClient& client, const LeaderElectionConfig& config)
+      : elector(client, config), runner([this] {
+          elector.Run(
+              cancel, [this] { ++started; }, [this] { ++stopped; });
+        }) {}
+  ~RunningElector() {
+    cancel.Cancel();
+    if (runner.joinable()) runner.join();
+  }
+  bool WaitUntilLeading() {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (started == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    return started == 1;
+  }
+
+  LeaderElector elector;
+  Cancellation cancel;
+  std::atomic<int> started{0}, stopped{0};
+  std::thread runner;
+};
+
 TEST(LeaderElectorTest, RunStopsLeadingWhenAnotherCandidateTakesTheLease) {
   FakeKubeClient client;
   LeaderElectionConfig config = Config("a");
   config.lease_duration = absl::Milliseconds(400);
   config.renew_deadline = absl::Milliseconds(300);
   config.retry_period = absl::Milliseconds(20);
-  LeaderElector a(client, config);
-  Cancellation cancel;
-  std::atomic<int> started{0}, stopped{0};
-  std::thread runner([&] { a.Run(cancel, [&] { ++started; }, [&] { ++stopped; }); });
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (started == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_EQ(started, 1);
+  RunningElector a(client, config);
+  ASSERT_TRUE(a.WaitUntilLeading());
   // Someone overwrites the Lease (e.g. an administrator, or a split brain).
   nlohmann::json lease = Lease(client);
   lease["spec"]["holderIdentity"] = "intruder";
   client.Put(resources::kLeases, lease);
-  runner.join();  // Run returns by itself once it notices
-  EXPECT_EQ(stopped, 1);
-  EXPECT_FALSE(a.IsLeader());
+  a.runner.join();  // Run returns by itself once it notices
+  EXPECT_EQ(a.stopped, 1);
+  EXPECT_FALSE(a.elector.IsLeader());
 }
 
 TEST(LeaderElectorTest, RunReleasesTheLeaseOnCancel) {
   FakeKubeClient client;
   LeaderElectionConfig config = Config("a");
   config.retry_period = absl::Milliseconds(20);
-  LeaderElector a(client, config);
-  Cancellation cancel;
-  std::atomic<int> started{0}, stopped{0};
-  std::thread runner([&] { a.Run(cancel, [&] { ++started; }, [&] { ++stopped; }); });
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (started == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_EQ(started, 1);
-  cancel.Cancel();
-  runner.join();
-  EXPECT_EQ(stopped, 1);
+  RunningElector a(client, config);
+  ASSERT_TRUE(a.WaitUntilLeading());
+  a.cancel.Cancel();
+  a.runner.join();
+  EXPECT_EQ(a.stopped, 1);
   EXPECT_EQ(Lease(client)["spec"]["holderIdentity"], "");
 }
 
