@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
   std::string config_env;
   for (const auto& [name, description] : subcommands) {
     CLI::App* subcommand = app.add_subcommand(name, description);
-    CLI::Option* file = subcommand->add_option("--config", config_path, "Loader config (JSON file)");
+    CLI::Option* file =
+        subcommand->add_option("--config", config_path, "Loader config (JSON file)");
     // kmm-operator's DaemonSets put the config in the pod spec, where users can read it.
     CLI::Option* env = subcommand->add_option(
         "--config-env", config_env, "Name of an environment variable that holds the config JSON");

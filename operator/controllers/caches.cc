@@ -38,12 +38,14 @@ nlohmann::json TrimPod(nlohmann::json pod) {
   // loader's termination message): all the reconciler reads of 5,000 pods.
   const nlohmann::json& hash =
       kube::FieldAt(pod, {"metadata", "annotations", desired::kTemplateHashAnnotation});
-  if (!hash.is_null()) trimmed["metadata"]["annotations"][std::string(desired::kTemplateHashAnnotation)] = hash;
+  if (!hash.is_null())
+    trimmed["metadata"]["annotations"][std::string(desired::kTemplateHashAnnotation)] = hash;
   const nlohmann::json& conditions = kube::FieldAt(pod, {"status", "conditions"});
   if (conditions.is_array()) {
     for (const nlohmann::json& condition : conditions) {
       if (condition.value("type", "") == "Ready") {
-        trimmed["status"]["conditions"] = {{{"type", "Ready"}, {"status", condition.value("status", "")}}};
+        trimmed["status"]["conditions"] = {
+            {{"type", "Ready"}, {"status", condition.value("status", "")}}};
       }
     }
   }
@@ -68,11 +70,13 @@ nlohmann::json TrimDaemonSet(nlohmann::json daemonset) {
       daemonset, {"/metadata/labels", "/status/desiredNumberScheduled", "/status/numberAvailable"});
   const nlohmann::json& hash =
       kube::FieldAt(daemonset, {"metadata", "annotations", desired::kDesiredHashAnnotation});
-  if (!hash.is_null()) trimmed["metadata"]["annotations"][std::string(desired::kDesiredHashAnnotation)] = hash;
+  if (!hash.is_null())
+    trimmed["metadata"]["annotations"][std::string(desired::kDesiredHashAnnotation)] = hash;
   return trimmed;
 }
 
-NamespacedCache::NamespacedCache(kube::KubeClient& client, const std::vector<std::string>& namespaces,
+NamespacedCache::NamespacedCache(kube::KubeClient& client,
+                                 const std::vector<std::string>& namespaces,
                                  const kube::InformerOptions& options) {
   for (const std::string& ns : namespaces.empty() ? std::vector<std::string>{""} : namespaces) {
     kube::InformerOptions scoped = options;
@@ -121,8 +125,9 @@ Caches::Caches(kube::KubeClient& client, const std::vector<std::string>& namespa
                kube::ClientMetrics* metrics)
     : modules(client, namespaces, Options(kube::resources::kModules, "", "", nullptr, metrics)),
       nodes(client, Options(kube::resources::kNodes, "", "", TrimNode, metrics)),
-      daemonsets(client, namespaces, Options(kube::resources::kDaemonSets, "", kManagedBySelector,
-                                             TrimDaemonSet, metrics)),
+      daemonsets(
+          client, namespaces,
+          Options(kube::resources::kDaemonSets, "", kManagedBySelector, TrimDaemonSet, metrics)),
       pods(client, namespaces,
            Options(kube::resources::kPods, "", kManagedBySelector, TrimPod, metrics)) {}
 

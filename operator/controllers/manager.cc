@@ -24,11 +24,15 @@ Manager::Manager(kube::KubeClient& client, ManagerOptions options, kube::Registr
       events_(client, "kmm-operator", options_.identity),
       module_reconciler_(client, caches_, events_, options_.settings),
       node_reconciler_(client, caches_) {
-  module_handler_.on_add = [this](const kube::ObjectPtr& module) { module_queue_.Add(kube::KeyOf(*module)); };
+  module_handler_.on_add = [this](const kube::ObjectPtr& module) {
+    module_queue_.Add(kube::KeyOf(*module));
+  };
   module_handler_.on_update = [this](const kube::ObjectPtr&, const kube::ObjectPtr& module) {
     module_queue_.Add(kube::KeyOf(*module));
   };
-  module_handler_.on_delete = [this](const kube::ObjectPtr& module) { module_queue_.Add(kube::KeyOf(*module)); };
+  module_handler_.on_delete = [this](const kube::ObjectPtr& module) {
+    module_queue_.Add(kube::KeyOf(*module));
+  };
   caches_.modules.AddEventHandler(&module_handler_);
 
   // Nodes: their own kernel label, and every Module (selectors, kernels and taints decide
@@ -58,11 +62,13 @@ Manager::Manager(kube::KubeClient& client, ManagerOptions options, kube::Registr
 Manager::~Manager() { Stop(); }
 
 void Manager::EnqueueAllModules() {
-  for (const kube::ObjectPtr& module : caches_.modules.List()) module_queue_.Add(kube::KeyOf(*module));
+  for (const kube::ObjectPtr& module : caches_.modules.List())
+    module_queue_.Add(kube::KeyOf(*module));
 }
 
 void Manager::EnqueueOwner(const kube::ObjectPtr& object) {
-  const nlohmann::json& module = kube::FieldAt(*object, {"metadata", "labels", desired::kModuleNameLabel});
+  const nlohmann::json& module =
+      kube::FieldAt(*object, {"metadata", "labels", desired::kModuleNameLabel});
   const nlohmann::json& ns = kube::FieldAt(*object, {"metadata", "namespace"});
   if (module.is_string() && ns.is_string()) {
     module_queue_.Add(kube::ObjectKey(ns.get<std::string>(), module.get<std::string>()));
@@ -83,10 +89,11 @@ bool Manager::StartControllers(const kube::Cancellation& cancel, absl::Duration 
       return false;
     }
   }
-  spdlog::info("caches synced: {} Modules, {} Nodes, {} DaemonSets, {} Pods", caches_.modules.Size(),
-               caches_.nodes.Size(), caches_.daemonsets.Size(), caches_.pods.Size());
-  module_controller_ = std::make_unique<kube::Controller>("module", module_queue_, module_reconciler_,
-                                                          &controller_metrics_, options_.workers);
+  spdlog::info("caches synced: {} Modules, {} Nodes, {} DaemonSets, {} Pods",
+               caches_.modules.Size(), caches_.nodes.Size(), caches_.daemonsets.Size(),
+               caches_.pods.Size());
+  module_controller_ = std::make_unique<kube::Controller>(
+      "module", module_queue_, module_reconciler_, &controller_metrics_, options_.workers);
   node_controller_ = std::make_unique<kube::Controller>("node-kernel-label", node_queue_,
                                                         node_reconciler_, &controller_metrics_, 2);
   module_controller_->Start();

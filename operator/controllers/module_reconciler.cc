@@ -20,8 +20,8 @@
 namespace kmm::controllers {
 namespace {
 
-using nlohmann::json;
 using kube::ObjectPtr;
+using nlohmann::json;
 
 // While a rollout or an unload is under way, look again even without events.
 constexpr absl::Duration kProgressRecheck = absl::Seconds(10);
@@ -75,7 +75,8 @@ std::string WaitingReason(const json& pod, std::string* message) {
   const json status = pod.value("status", json::object());
   for (const char* field : {"initContainerStatuses", "containerStatuses"}) {
     for (const json& container : status.value(field, json::array())) {
-      const json waiting = container.value("state", json::object()).value("waiting", json::object());
+      const json waiting =
+          container.value("state", json::object()).value("waiting", json::object());
       if (waiting.contains("reason")) {
         *message = waiting.value("message", "");
         return waiting.value("reason", "");
@@ -87,9 +88,11 @@ std::string WaitingReason(const json& pod, std::string* message) {
 
 // The loader's termination message (the unload error) from its last run.
 std::string TerminationMessage(const json& pod) {
-  for (const json& container : pod.value("status", json::object()).value("containerStatuses", json::array())) {
+  for (const json& container :
+       pod.value("status", json::object()).value("containerStatuses", json::array())) {
     for (const char* state : {"state", "lastState"}) {
-      const json terminated = container.value(state, json::object()).value("terminated", json::object());
+      const json terminated =
+          container.value(state, json::object()).value("terminated", json::object());
       if (terminated.contains("message")) return terminated.value("message", "");
     }
   }
@@ -111,8 +114,8 @@ json WithTransitionTimes(json conditions, const json& previous) {
   for (json& condition : conditions) {
     condition["lastTransitionTime"] = now;
     for (const json& old : previous) {
-      if (old.value("type", "") == condition["type"] && old.value("status", "") == condition["status"] &&
-          old.contains("lastTransitionTime")) {
+      if (old.value("type", "") == condition["type"] &&
+          old.value("status", "") == condition["status"] && old.contains("lastTransitionTime")) {
         condition["lastTransitionTime"] = old["lastTransitionTime"];
       }
     }
@@ -169,11 +172,12 @@ absl::Status ModuleReconciler::WriteStatus(const json& object, const json& statu
 absl::StatusOr<kube::Result> ModuleReconciler::ReportInvalid(const json& object,
                                                              const std::string& problem) {
   const int64_t generation = object["metadata"].value("generation", int64_t{0});
-  json status = {{"conditions", WithTransitionTimes(
-                                    {Condition("Ready", false, "InvalidSpec", problem, generation),
-                                     Condition("Progressing", false, "InvalidSpec", "", generation),
-                                     Condition("Degraded", true, "InvalidSpec", problem, generation)},
-                                    object.value("status", json::object()).value("conditions", json::array()))}};
+  json status = {{"conditions",
+                  WithTransitionTimes(
+                      {Condition("Ready", false, "InvalidSpec", problem, generation),
+                       Condition("Progressing", false, "InvalidSpec", "", generation),
+                       Condition("Degraded", true, "InvalidSpec", problem, generation)},
+                      object.value("status", json::object()).value("conditions", json::array()))}};
   events_.Record(object, kube::EventType::kWarning, "InvalidSpec", problem);
   RETURN_IF_ERROR(WriteStatus(object, status));
   // Not retried: only a change to the Module fixes it, and that change is a new event.
@@ -182,7 +186,8 @@ absl::StatusOr<kube::Result> ModuleReconciler::ReportInvalid(const json& object,
 
 absl::Status ModuleReconciler::EnsureFinalizer(const api::Module& module) {
   const auto& finalizers = module.metadata.finalizers;
-  if (std::find(finalizers.begin(), finalizers.end(), desired::kModuleFinalizer) != finalizers.end()) {
+  if (std::find(finalizers.begin(), finalizers.end(), desired::kModuleFinalizer) !=
+      finalizers.end()) {
     return absl::OkStatus();
   }
   json list = finalizers;
@@ -190,7 +195,8 @@ absl::Status ModuleReconciler::EnsureFinalizer(const api::Module& module) {
   // resourceVersion makes the patch conditional: a concurrent finalizer change is not lost.
   return client_
       .MergePatch(kube::resources::kModules, module.metadata.namespace_name, module.metadata.name,
-                  {{"metadata", {{"finalizers", list}, {"resourceVersion", module.metadata.resource_version}}}},
+                  {{"metadata",
+                    {{"finalizers", list}, {"resourceVersion", module.metadata.resource_version}}}},
                   "")
       .status();
 }
@@ -206,12 +212,13 @@ absl::StatusOr<std::string> ModuleReconciler::ApplyIfChanged(const json& desired
     return hash;
   }
   spdlog::info("applying DaemonSet {}/{}", ns, name);
-  RETURN_IF_ERROR(
-      client_.Apply(kube::resources::kDaemonSets, ns, object, {std::string(kFieldManager), true}, ""));
+  RETURN_IF_ERROR(client_.Apply(kube::resources::kDaemonSets, ns, object,
+                                {std::string(kFieldManager), true}, ""));
   return hash;
 }
 
-std::optional<ModuleReconciler::BuiltDaemonSet> ModuleReconciler::Remembered(const std::string& key) {
+std::optional<ModuleReconciler::BuiltDaemonSet> ModuleReconciler::Remembered(
+    const std::string& key) {
   absl::MutexLock lock(&memo_mu_);
   auto it = memo_.find(key);
   if (it == memo_.end()) return std::nullopt;
@@ -238,26 +245,28 @@ absl::Status ModuleReconciler::SetNodeLabel(const std::string& node, const std::
   }
   if (label == desired::ModuleReadyLabel(module.metadata.namespace_name, module.metadata.name)) {
     events_.Record(*patched, kube::EventType::kNormal, present ? "ModuleLoaded" : "ModuleUnloaded",
-                   fmt::format("Module {}/{} {}", module.metadata.namespace_name, module.metadata.name,
-                               present ? "is loaded" : "is being unloaded"));
+                   fmt::format("Module {}/{} {}", module.metadata.namespace_name,
+                               module.metadata.name, present ? "is loaded" : "is being unloaded"));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<kube::Result> ModuleReconciler::Finalize(const api::Module& module, const json& object) {
+absl::StatusOr<kube::Result> ModuleReconciler::Finalize(const api::Module& module,
+                                                        const json& object) {
   const std::string& ns = module.metadata.namespace_name;
   const std::string& name = module.metadata.name;
   // Third-party plugin pods leave first: their label goes, then the loaders'.
   for (const ObjectPtr& node : caches_.nodes.List()) {
     const std::string node_name = (*node)["metadata"]["name"];
-    RETURN_IF_ERROR(SetNodeLabel(node_name, desired::DevicePluginReadyLabel(ns, name), false, module));
+    RETURN_IF_ERROR(
+        SetNodeLabel(node_name, desired::DevicePluginReadyLabel(ns, name), false, module));
     RETURN_IF_ERROR(SetNodeLabel(node_name, desired::ModuleReadyLabel(ns, name), false, module));
   }
   for (const ObjectPtr& daemonset : Owned(caches_.daemonsets, ns, name, "")) {
     if (Terminating(*daemonset)) continue;
-    absl::Status deleted = client_.Delete(kube::resources::kDaemonSets, ns,
-                                          (*daemonset)["metadata"].value("name", ""),
-                                          BackgroundDeletion());
+    absl::Status deleted =
+        client_.Delete(kube::resources::kDaemonSets, ns, (*daemonset)["metadata"].value("name", ""),
+                       BackgroundDeletion());
     if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
   }
   std::vector<ObjectPtr> pods = Owned(caches_.pods, ns, name, desired::kLoaderComponent);
@@ -265,19 +274,21 @@ absl::StatusOr<kube::Result> ModuleReconciler::Finalize(const api::Module& modul
     json problems = json::array();
     for (const ObjectPtr& pod : pods) {
       std::string message = TerminationMessage(*pod);
-      problems.push_back({{"node", NodeOf(*pod)},
-                          {"reason", "Unloading"},
-                          {"message", message.empty() ? "the loader is unloading the modules" : message}});
+      problems.push_back(
+          {{"node", NodeOf(*pod)},
+           {"reason", "Unloading"},
+           {"message", message.empty() ? "the loader is unloading the modules" : message}});
     }
     const int64_t generation = module.metadata.generation;
     RETURN_IF_ERROR(WriteStatus(
-        object, {{"nodes", problems},
-                 {"conditions", WithTransitionTimes(
-                                    {Condition("Ready", false, "Deleting", "unloading on every node", generation),
-                                     Condition("Progressing", true, "Deleting",
-                                               fmt::format("{} loader pods still unloading", pods.size()),
-                                               generation)},
-                                    object.value("status", json::object()).value("conditions", json::array()))}}));
+        object,
+        {{"nodes", problems},
+         {"conditions",
+          WithTransitionTimes(
+              {Condition("Ready", false, "Deleting", "unloading on every node", generation),
+               Condition("Progressing", true, "Deleting",
+                         fmt::format("{} loader pods still unloading", pods.size()), generation)},
+              object.value("status", json::object()).value("conditions", json::array()))}}));
     return kube::Result{false, kProgressRecheck};
   }
   json finalizers = json::array();
@@ -286,7 +297,9 @@ absl::StatusOr<kube::Result> ModuleReconciler::Finalize(const api::Module& modul
   }
   absl::StatusOr<json> patched = client_.MergePatch(
       kube::resources::kModules, ns, name,
-      {{"metadata", {{"finalizers", finalizers}, {"resourceVersion", module.metadata.resource_version}}}}, "");
+      {{"metadata",
+        {{"finalizers", finalizers}, {"resourceVersion", module.metadata.resource_version}}}},
+      "");
   if (!patched.ok() && !kube::IsApiNotFound(patched.status())) return patched.status();
   spdlog::info("Module {}/{}: every loader pod is gone; finalizer removed", ns, name);
   return kube::Result{};
@@ -324,9 +337,8 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
     // Building a DaemonSet costs more than everything else here; the same Module generation
     // and kernel always build the same one, so remember what it was and skip the build while
     // the cached DaemonSet still carries it.
-    const std::string memo_key =
-        fmt::format("{}\n{}\n{}\n{}", module.metadata.uid, generation, group.kernel,
-                    group.mapping->container_image);
+    const std::string memo_key = fmt::format("{}\n{}\n{}\n{}", module.metadata.uid, generation,
+                                             group.kernel, group.mapping->container_image);
     std::optional<BuiltDaemonSet> built = Remembered(memo_key);
     ObjectPtr current = built ? caches_.daemonsets.Get(kube::ObjectKey(ns, built->name)) : nullptr;
     if (!built || current == nullptr ||
@@ -363,13 +375,15 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
     const std::string kernel_hash = Label(*daemonset, desired::kKernelHashLabel);
     for (const ObjectPtr& pod : loader_pods) {
       if (!kernel_hash.empty() && Label(*pod, desired::kKernelHashLabel) == kernel_hash) {
-        RETURN_IF_ERROR(SetNodeLabel(NodeOf(*pod), desired::DevicePluginReadyLabel(ns, name), false, module));
-        RETURN_IF_ERROR(SetNodeLabel(NodeOf(*pod), desired::ModuleReadyLabel(ns, name), false, module));
+        RETURN_IF_ERROR(
+            SetNodeLabel(NodeOf(*pod), desired::DevicePluginReadyLabel(ns, name), false, module));
+        RETURN_IF_ERROR(
+            SetNodeLabel(NodeOf(*pod), desired::ModuleReadyLabel(ns, name), false, module));
       }
     }
     spdlog::info("Module {}/{}: deleting DaemonSet {}, no longer needed", ns, name, ds_name);
-    absl::Status deleted = client_.Delete(kube::resources::kDaemonSets, ns, ds_name,
-                                          BackgroundDeletion());
+    absl::Status deleted =
+        client_.Delete(kube::resources::kDaemonSets, ns, ds_name, BackgroundDeletion());
     if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
   }
 
@@ -389,8 +403,10 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
       const bool blocked = !message.empty() ||
                            TerminatingFor(*pod) > absl::Seconds(settings_.unload_timeout_seconds);
       if (blocked) degraded_reasons.insert("UnloadBlocked");
-      problems.push_back({{"node", node}, {"reason", blocked ? "UnloadBlocked" : "Unloading"},
-                          {"message", message.empty() ? "the loader is unloading the modules" : message}});
+      problems.push_back(
+          {{"node", node},
+           {"reason", blocked ? "UnloadBlocked" : "Unloading"},
+           {"message", message.empty() ? "the loader is unloading the modules" : message}});
       continue;
     }
     auto expected = template_hash_by_kernel_hash.find(Label(*pod, desired::kKernelHashLabel));
@@ -411,7 +427,8 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
     } else if (reason == "CrashLoopBackOff") {
       degraded_reasons.insert("LoaderCrashLooping");
       std::string last = TerminationMessage(*pod);
-      problems.push_back({{"node", node}, {"reason", "LoaderCrashLooping"},
+      problems.push_back({{"node", node},
+                          {"reason", "LoaderCrashLooping"},
                           {"message", last.empty() ? message : last}});
     }
   }
@@ -422,7 +439,8 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
     RETURN_IF_ERROR(SetNodeLabel(node, desired::DevicePluginReadyLabel(ns, name), false, module));
     RETURN_IF_ERROR(SetNodeLabel(node, desired::ModuleReadyLabel(ns, name), false, module));
     spdlog::info("Module {}/{}: replacing the outdated loader pod on {}", ns, name, node);
-    absl::Status deleted = client_.Delete(kube::resources::kPods, ns, pod["metadata"].value("name", ""), {});
+    absl::Status deleted =
+        client_.Delete(kube::resources::kPods, ns, pod["metadata"].value("name", ""), {});
     if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
     ready_nodes.erase(node);
     in_transition = true;
@@ -458,26 +476,32 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
   }
   if (!unmapped.empty()) degraded_reasons.insert("NoKernelMapping");
   std::string degraded_message;
-  if (!unmapped.empty()) degraded_message = fmt::format("no kernel mapping for kernel {}", fmt::join(unmapped, "; "));
+  if (!unmapped.empty())
+    degraded_message = fmt::format("no kernel mapping for kernel {}", fmt::join(unmapped, "; "));
   for (const json& problem : problems) {
     if (problem["reason"] == "Unloading") continue;
     if (!degraded_message.empty()) degraded_message += "; ";
-    degraded_message += fmt::format("{} on {}: {}", problem["reason"].get<std::string>(),
-                                    problem["node"].get<std::string>(), problem["message"].get<std::string>());
+    degraded_message +=
+        fmt::format("{} on {}: {}", problem["reason"].get<std::string>(),
+                    problem["node"].get<std::string>(), problem["message"].get<std::string>());
   }
-  const bool progressing = in_transition || !outdated.empty() || available_loaders < desired_loaders;
-  const bool ready = !progressing && degraded_reasons.empty() && desired_loaders == available_loaders;
+  const bool progressing =
+      in_transition || !outdated.empty() || available_loaders < desired_loaders;
+  const bool ready =
+      !progressing && degraded_reasons.empty() && desired_loaders == available_loaders;
   const std::string degraded_reason =
       degraded_reasons.empty() ? "AsExpected" : fmt::format("{}", fmt::join(degraded_reasons, ","));
   json conditions = {
       Condition("Ready", ready, ready ? "Loaded" : (progressing ? "Progressing" : degraded_reason),
-                fmt::format("{} of {} nodes loaded", available_loaders, desired_loaders), generation),
+                fmt::format("{} of {} nodes loaded", available_loaders, desired_loaders),
+                generation),
       Condition("Progressing", progressing, progressing ? "Rollout" : "AsExpected",
                 progressing ? fmt::format("{} outdated, {} available of {}", outdated.size(),
                                           available_loaders, desired_loaders)
                             : "",
                 generation),
-      Condition("Degraded", !degraded_reasons.empty(), degraded_reason, degraded_message, generation),
+      Condition("Degraded", !degraded_reasons.empty(), degraded_reason, degraded_message,
+                generation),
   };
   json status = {
       {"moduleLoader",
@@ -488,8 +512,9 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
        {{"nodesMatchingSelectorNumber", third_party ? matching_nodes : 0},
         {"desiredNumber", desired_plugins},
         {"availableNumber", available_plugins}}},
-      {"conditions", WithTransitionTimes(conditions, object->value("status", json::object())
-                                                         .value("conditions", json::array()))},
+      {"conditions",
+       WithTransitionTimes(
+           conditions, object->value("status", json::object()).value("conditions", json::array()))},
       {"nodes", problems},
   };
   RETURN_IF_ERROR(WriteStatus(*object, status));
@@ -505,9 +530,9 @@ absl::StatusOr<kube::Result> NodeKernelLabelReconciler::Reconcile(const std::str
   const std::string value = desired::KernelLabelValue(info.kernel);
   auto current = info.labels.find(std::string(desired::kKernelVersionLabel));
   if (current != info.labels.end() && current->second == value) return kube::Result{};
-  absl::StatusOr<json> patched = client_.MergePatch(
-      kube::resources::kNodes, "", info.name,
-      {{"metadata", {{"labels", {{desired::kKernelVersionLabel, value}}}}}}, "");
+  absl::StatusOr<json> patched =
+      client_.MergePatch(kube::resources::kNodes, "", info.name,
+                         {{"metadata", {{"labels", {{desired::kKernelVersionLabel, value}}}}}}, "");
   if (!patched.ok() && !kube::IsApiNotFound(patched.status())) return patched.status();
   return kube::Result{};
 }

@@ -12,7 +12,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-
 #include "operator/api/module.h"
 #include "operator/controllers/caches.h"
 #include "operator/desired/settings.h"
@@ -34,7 +33,8 @@ class ModuleReconciler final : public kube::Reconciler {
  private:
   struct Observed;  // what the caches say about one Module's objects
 
-  absl::StatusOr<kube::Result> ReportInvalid(const nlohmann::json& object, const std::string& problem);
+  absl::StatusOr<kube::Result> ReportInvalid(const nlohmann::json& object,
+                                             const std::string& problem);
   absl::StatusOr<kube::Result> Finalize(const api::Module& module, const nlohmann::json& object);
   absl::Status EnsureFinalizer(const api::Module& module);
   // Server-side applies the object unless the cached one already carries its hash; returns

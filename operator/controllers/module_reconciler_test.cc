@@ -22,8 +22,12 @@ json Module(json spec_overrides = json::object()) {
   json module = {
       {"apiVersion", "kmm.sigs.x-k8s.io/v1beta1"},
       {"kind", "Module"},
-      {"metadata", {{"name", "m"}, {"namespace", "ns"}, {"uid", "u1"}, {"generation", 1},
-                    {"finalizers", {desired::kModuleFinalizer}}}},
+      {"metadata",
+       {{"name", "m"},
+        {"namespace", "ns"},
+        {"uid", "u1"},
+        {"generation", 1},
+        {"finalizers", {desired::kModuleFinalizer}}}},
       {"spec",
        {{"selector", {{"pool", "a"}}},
         {"moduleLoader",
@@ -37,19 +41,24 @@ json Module(json spec_overrides = json::object()) {
 json Node(const std::string& name, bool ready_label) {
   json labels = {{"pool", "a"}, {std::string(desired::kKernelVersionLabel), "6.1.0"}};
   if (ready_label) labels[desired::ModuleReadyLabel("ns", "m")] = "";
-  return {{"apiVersion", "v1"}, {"kind", "Node"},
+  return {{"apiVersion", "v1"},
+          {"kind", "Node"},
           {"metadata", {{"name", name}, {"labels", labels}}},
           {"status", {{"nodeInfo", {{"kernelVersion", "6.1.0"}}}}}};
 }
 
 json LoaderPod(const std::string& name, const std::string& node, const std::string& template_hash,
                const std::string& kernel_hash) {
-  return {{"apiVersion", "v1"}, {"kind", "Pod"},
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
           {"metadata",
-           {{"name", name}, {"namespace", "ns"},
-            {"labels", {{desired::kModuleNameLabel, "m"}, {desired::kComponentLabel, desired::kLoaderComponent},
-                        {desired::kKernelHashLabel, kernel_hash},
-                        {desired::kManagedByLabel, desired::kManagedByValue}}},
+           {{"name", name},
+            {"namespace", "ns"},
+            {"labels",
+             {{desired::kModuleNameLabel, "m"},
+              {desired::kComponentLabel, desired::kLoaderComponent},
+              {desired::kKernelHashLabel, kernel_hash},
+              {desired::kManagedByLabel, desired::kManagedByValue}}},
             {"annotations", {{desired::kTemplateHashAnnotation, template_hash}}}}},
           {"spec", {{"nodeName", node}}},
           {"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
@@ -63,7 +72,8 @@ class Harness {
     for (kube::Informer* informer : caches_.all()) {
       threads_.emplace_back([this, informer] { informer->Run(cancel_); });
     }
-    for (kube::Informer* informer : caches_.all()) informer->WaitForSync(cancel_, absl::Seconds(10));
+    for (kube::Informer* informer : caches_.all())
+      informer->WaitForSync(cancel_, absl::Seconds(10));
   }
   ~Harness() {
     cancel_.Cancel();
@@ -98,8 +108,10 @@ std::vector<std::string> Writes(const kube::testing::FakeKubeClient& client) {
 std::pair<std::string, std::string> CurrentHashes(kube::testing::FakeKubeClient& client) {
   absl::StatusOr<kube::ObjectList> list = client.List(kube::resources::kDaemonSets, "ns", {});
   const json& daemonset = list->items.at(0);
-  return {daemonset["spec"]["template"]["metadata"]["annotations"][std::string(desired::kTemplateHashAnnotation)],
-          daemonset["spec"]["template"]["metadata"]["labels"][std::string(desired::kKernelHashLabel)]};
+  return {
+      daemonset["spec"]["template"]["metadata"]["annotations"]
+               [std::string(desired::kTemplateHashAnnotation)],
+      daemonset["spec"]["template"]["metadata"]["labels"][std::string(desired::kKernelHashLabel)]};
 }
 
 TEST(ModuleReconcilerTest, AppliesTheLoaderDaemonSetAndLabelsReadyNodes) {
@@ -166,15 +178,18 @@ TEST(ModuleReconcilerTest, ReplacesOutdatedPodsOneNodeAtATimeLabelFirst) {
 
 TEST(ModuleReconcilerTest, AnInvalidModuleIsDegradedAndGetsNothing) {
   kube::testing::FakeKubeClient client;
-  client.Put(kube::resources::kModules,
-             Module({{"moduleLoader", {{"container", {{"kernelMappings",
-                                                        {{{"literal", "6.1.0"}, {"regexp", "x"},
-                                                          {"containerImage", "img:v1"}}}}}}}}}));
+  client.Put(
+      kube::resources::kModules,
+      Module({{"moduleLoader",
+               {{"container",
+                 {{"kernelMappings",
+                   {{{"literal", "6.1.0"}, {"regexp", "x"}, {"containerImage", "img:v1"}}}}}}}}}));
   client.Put(kube::resources::kNodes, Node("n1", false));
   Harness harness(client);
   absl::StatusOr<kube::Result> result = harness.Reconcile();
   ASSERT_TRUE(result.ok());
-  for (const std::string& write : Writes(client)) EXPECT_THAT(write, ::testing::Not(HasSubstr("daemonsets")));
+  for (const std::string& write : Writes(client))
+    EXPECT_THAT(write, ::testing::Not(HasSubstr("daemonsets")));
   json module = *client.Get(kube::resources::kModules, "ns", "m");
   json degraded;
   for (const json& condition : module["status"]["conditions"]) {
@@ -207,7 +222,8 @@ TEST(ModuleReconcilerTest, TheFinalizerStaysUntilEveryLoaderPodIsGone) {
     Harness harness(client);
     ASSERT_TRUE(harness.Reconcile().ok());
   }
-  EXPECT_TRUE((*client.Get(kube::resources::kModules, "ns", "m"))["metadata"]["finalizers"].empty());
+  EXPECT_TRUE(
+      (*client.Get(kube::resources::kModules, "ns", "m"))["metadata"]["finalizers"].empty());
 }
 
 }  // namespace

@@ -58,7 +58,8 @@ json DevicePluginDaemonSetFor(const api::Module& module, const OperatorSettings&
     pod_spec["initContainers"] = {Container(*plugin.init_container, "device-plugin-init")};
   }
   if (!module.spec.tolerations.empty()) pod_spec["tolerations"] = module.spec.tolerations;
-  if (!plugin.service_account_name.empty()) pod_spec["serviceAccountName"] = plugin.service_account_name;
+  if (!plugin.service_account_name.empty())
+    pod_spec["serviceAccountName"] = plugin.service_account_name;
   if (plugin.automount_service_account_token) {
     pod_spec["automountServiceAccountToken"] = *plugin.automount_service_account_token;
   }
@@ -77,8 +78,9 @@ json DevicePluginDaemonSetFor(const api::Module& module, const OperatorSettings&
         {"labels", labels},
         {"ownerReferences", {OwnerReferenceTo(module)}}}},
       {"spec",
-       {{"selector", {{"matchLabels", {{kModuleNameLabel, module.metadata.name},
-                                      {kComponentLabel, kDevicePluginComponent}}}}},
+       {{"selector",
+         {{"matchLabels",
+           {{kModuleNameLabel, module.metadata.name}, {kComponentLabel, kDevicePluginComponent}}}}},
         {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}}}}},
   };
 }

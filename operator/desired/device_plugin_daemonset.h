@@ -19,7 +19,8 @@ std::string DevicePluginDaemonSetName(std::string_view module_name);
 bool HasThirdPartyDevicePlugin(const api::Module& module);
 
 // Requires HasThirdPartyDevicePlugin(module).
-nlohmann::json DevicePluginDaemonSetFor(const api::Module& module, const OperatorSettings& settings);
+nlohmann::json DevicePluginDaemonSetFor(const api::Module& module,
+                                        const OperatorSettings& settings);
 
 }  // namespace kmm::desired
 

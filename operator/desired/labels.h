@@ -10,11 +10,13 @@ namespace kmm::desired {
 
 // On every Node: its kernel (status.nodeInfo.kernelVersion) as a label value, so loader
 // DaemonSets can select the nodes of one kernel.
-inline constexpr std::string_view kKernelVersionLabel = "kmm.node.kubernetes.io/kernel-version.full";
+inline constexpr std::string_view kKernelVersionLabel =
+    "kmm.node.kubernetes.io/kernel-version.full";
 
 // On our DaemonSets and their pods.
 inline constexpr std::string_view kModuleNameLabel = "kmm.sigs.x-k8s.io/module";
-inline constexpr std::string_view kComponentLabel = "kmm.sigs.x-k8s.io/component";  // loader|device-plugin
+inline constexpr std::string_view kComponentLabel =
+    "kmm.sigs.x-k8s.io/component";  // loader|device-plugin
 inline constexpr std::string_view kKernelHashLabel = "kmm.sigs.x-k8s.io/kernel-hash";
 inline constexpr std::string_view kManagedByLabel = "app.kubernetes.io/managed-by";
 inline constexpr std::string_view kManagedByValue = "kmm-operator";

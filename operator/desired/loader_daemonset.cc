@@ -8,11 +8,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kModulesVolume = "kmm-modules";    // the copy out of the image
+constexpr std::string_view kModulesVolume = "kmm-modules";  // the copy out of the image
 constexpr std::string_view kModulesMount = "/kmm-modules";
-constexpr std::string_view kToolsVolume = "kmm-tools";        // kmm-copy for the module image
+constexpr std::string_view kToolsVolume = "kmm-tools";  // kmm-copy for the module image
 constexpr std::string_view kToolsMount = "/kmm-tools";
-constexpr std::string_view kHostRoot = "/host";               // the host's /lib/modules below it
+constexpr std::string_view kHostRoot = "/host";  // the host's /lib/modules below it
 constexpr std::string_view kConfigEnv = "KMM_LOADER_CONFIG";
 constexpr std::string_view kLoaderBinary = "/usr/bin/kmm-loader";
 constexpr std::string_view kCopyBinary = "/usr/bin/kmm-copy";
@@ -52,8 +52,8 @@ json Labels(const api::Module& module, std::string_view kernel_hash) {
 
 std::string LoaderDaemonSetName(std::string_view module_name, std::string_view kernel,
                                 std::string_view version) {
-  const std::string key = version.empty() ? std::string(kernel)
-                                          : fmt::format("{}\n{}", kernel, version);
+  const std::string key =
+      version.empty() ? std::string(kernel) : fmt::format("{}\n{}", kernel, version);
   return fmt::format("{}-loader-{}", module_name, ShortHash(key));
 }
 
@@ -87,7 +87,8 @@ json LoaderConfigFor(const api::Module& module, const api::ResolvedMapping& mapp
   };
   if (modprobe.args) config["args"] = args_json(*modprobe.args);
   if (modprobe.raw_args) config["rawArgs"] = args_json(*modprobe.raw_args);
-  if (modprobe.modules_loading_order) config["modulesLoadingOrder"] = *modprobe.modules_loading_order;
+  if (modprobe.modules_loading_order)
+    config["modulesLoadingOrder"] = *modprobe.modules_loading_order;
   if (!modprobe.firmware_path.empty()) {
     config["firmwarePath"] = modprobe.firmware_path;
     config["firmwareHostPath"] = settings.firmware_host_path;
@@ -121,7 +122,8 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
        {copy, JoinPath(image_dir, fmt::format("lib/modules/{}", kernel)),
         JoinPath(kModulesMount, JoinPath(image_dir, "lib/modules"))}},
       {"volumeMounts",
-       {VolumeMount(kToolsVolume, kToolsMount, true), VolumeMount(kModulesVolume, kModulesMount, false)}},
+       {VolumeMount(kToolsVolume, kToolsMount, true),
+        VolumeMount(kModulesVolume, kModulesMount, false)}},
   };
   if (!loader.container.image_pull_policy.empty()) {
     module_image_container["imagePullPolicy"] = loader.container.image_pull_policy;
@@ -138,12 +140,14 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
     json firmware_container = module_image_container;
     firmware_container["name"] = "copy-firmware";
     const std::string firmware_in_image = JoinPath(image_dir, modprobe.firmware_path);
-    firmware_container["command"] = {
-        copy, firmware_in_image, JoinPath(kModulesMount, ParentPath(firmware_in_image))};
+    firmware_container["command"] = {copy, firmware_in_image,
+                                     JoinPath(kModulesMount, ParentPath(firmware_in_image))};
     init_containers.push_back(firmware_container);
   }
 
-  json command = {kLoaderBinary, "run", "--config-env", kConfigEnv, "--host-root", kHostRoot,
+  json command = {kLoaderBinary,      "run",
+                  "--config-env",     kConfigEnv,
+                  "--host-root",      kHostRoot,
                   "--unload-timeout", std::to_string(settings.unload_timeout_seconds)};
   if (builtin_plugin) {
     command.push_back("--device-plugin-dir");
@@ -156,7 +160,8 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
                   HostPathVolume("host-lib-modules", "/lib/modules", "Directory")};
   if (firmware) {
     mounts.push_back(VolumeMount("host-firmware", settings.firmware_host_path, false));
-    volumes.push_back(HostPathVolume("host-firmware", settings.firmware_host_path, "DirectoryOrCreate"));
+    volumes.push_back(
+        HostPathVolume("host-firmware", settings.firmware_host_path, "DirectoryOrCreate"));
   }
   if (builtin_plugin) {
     mounts.push_back(VolumeMount("device-plugins", settings.device_plugin_dir, false));
@@ -164,8 +169,7 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
     volumes.push_back(HostPathVolume("device-plugins", settings.device_plugin_dir, "Directory"));
     volumes.push_back(HostPathVolume("run-udev", "/run/udev", "DirectoryOrCreate"));
   }
-  json security = {{"runAsUser", 0},
-                   {"capabilities", {{"add", {"SYS_MODULE"}}}}};
+  json security = {{"runAsUser", 0}, {"capabilities", {{"add", {"SYS_MODULE"}}}}};
   // Pointing the kernel at the firmware directory writes /sys, which only a privileged
   // container may (upstream does the same).
   if (firmware) security["privileged"] = true;
@@ -180,7 +184,8 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
         {{"name", "NODE_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "spec.nodeName"}}}}}}}},
       {"readinessProbe",
        {{"exec",
-         {{"command", {kLoaderBinary, "status", "--config-env", kConfigEnv, "--host-root", kHostRoot}}}},
+         {{"command",
+           {kLoaderBinary, "status", "--config-env", kConfigEnv, "--host-root", kHostRoot}}}},
         {"periodSeconds", 10},
         {"failureThreshold", 1}}},
       {"resources", {{"requests", {{"cpu", "10m"}, {"memory", "32Mi"}}}}},
@@ -193,7 +198,8 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
   for (const auto& [key, value] : module.spec.selector) node_selector[key] = value;
   node_selector[kKernelVersionLabel] = KernelLabelValue(kernel);
   if (!version.empty()) {
-    node_selector[ModuleVersionLabel(module.metadata.namespace_name, module.metadata.name)] = version;
+    node_selector[ModuleVersionLabel(module.metadata.namespace_name, module.metadata.name)] =
+        version;
   }
 
   json pod_spec = {
@@ -205,7 +211,8 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
       {"volumes", volumes},
   };
   if (!module.spec.tolerations.empty()) pod_spec["tolerations"] = module.spec.tolerations;
-  if (!loader.service_account_name.empty()) pod_spec["serviceAccountName"] = loader.service_account_name;
+  if (!loader.service_account_name.empty())
+    pod_spec["serviceAccountName"] = loader.service_account_name;
   if (module.spec.image_repo_secret && !module.spec.image_repo_secret->name.empty()) {
     pod_spec["imagePullSecrets"] = {{{"name", module.spec.image_repo_secret->name}}};
   }
@@ -217,7 +224,8 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
 
   const json labels = Labels(module, kernel_hash);
   json pod_template = {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}};
-  pod_template["metadata"]["annotations"] = {{kTemplateHashAnnotation, ShortHash(pod_template.dump())}};
+  pod_template["metadata"]["annotations"] = {
+      {kTemplateHashAnnotation, ShortHash(pod_template.dump())}};
   json daemonset_labels = labels;
   daemonset_labels[kKernelVersionLabel] = KernelLabelValue(kernel);
   return {
@@ -229,9 +237,11 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
         {"labels", daemonset_labels},
         {"ownerReferences", {OwnerReferenceTo(module)}}}},
       {"spec",
-       {{"selector", {{"matchLabels", {{kModuleNameLabel, module.metadata.name},
-                                      {kComponentLabel, kLoaderComponent},
-                                      {kKernelHashLabel, kernel_hash}}}}},
+       {{"selector",
+         {{"matchLabels",
+           {{kModuleNameLabel, module.metadata.name},
+            {kComponentLabel, kLoaderComponent},
+            {kKernelHashLabel, kernel_hash}}}}},
         {"updateStrategy", {{"type", "OnDelete"}}},
         {"template", pod_template}}},
   };

@@ -42,8 +42,8 @@ TEST(LoaderDaemonSetTest, IsExactlyTheExpectedObject) {
   absl::StatusOr<json> expected =
       kube::ParseYaml(ReadTestdata("loader_daemonset.yaml"), "loader_daemonset.yaml");
   ASSERT_TRUE(expected.ok()) << expected.status();
-  EXPECT_EQ(built, *expected) << "built:\n" << kube::ToYaml(built)
-                              << "\ndiff (RFC 6902, expected -> built):\n"
+  EXPECT_EQ(built, *expected) << "built:\n"
+                              << kube::ToYaml(built) << "\ndiff (RFC 6902, expected -> built):\n"
                               << json::diff(*expected, built).dump(2);
 }
 
@@ -66,11 +66,13 @@ TEST(LoaderDaemonSetTest, TheLoaderConfigIsWhatKmmLoaderReads) {
 }
 
 TEST(LoaderDaemonSetTest, ADifferentKernelOrVersionIsADifferentDaemonSet) {
-  EXPECT_NE(LoaderDaemonSetName("m", "5.15.0-43-generic"), LoaderDaemonSetName("m", "5.15.0-44-generic"));
+  EXPECT_NE(LoaderDaemonSetName("m", "5.15.0-43-generic"),
+            LoaderDaemonSetName("m", "5.15.0-44-generic"));
   EXPECT_NE(LoaderDaemonSetName("m", "5.15.0-43-generic"),
             LoaderDaemonSetName("m", "5.15.0-43-generic", "v2"));
   EXPECT_EQ(LoaderDaemonSetName("m", "k"), LoaderDaemonSetName("m", "k"));
-  EXPECT_THAT(LoaderDaemonSetName("kmm-ci-a", "k"), ::testing::MatchesRegex("kmm-ci-a-loader-[0-9a-f]{10}"));
+  EXPECT_THAT(LoaderDaemonSetName("kmm-ci-a", "k"),
+              ::testing::MatchesRegex("kmm-ci-a-loader-[0-9a-f]{10}"));
 }
 
 TEST(LoaderDaemonSetTest, ChangingParametersChangesTheTemplateHash) {
@@ -79,7 +81,8 @@ TEST(LoaderDaemonSetTest, ChangingParametersChangesTheTemplateHash) {
   json before = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
   module.spec.module_loader->container.modprobe.parameters = {"greeting_count=4"};
   json after = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
-  const json::json_pointer hash("/spec/template/metadata/annotations/kmm.sigs.x-k8s.io~1template-hash");
+  const json::json_pointer hash(
+      "/spec/template/metadata/annotations/kmm.sigs.x-k8s.io~1template-hash");
   EXPECT_NE(before[hash], after[hash]);
   EXPECT_EQ(before["metadata"]["name"], after["metadata"]["name"]);  // same DaemonSet, new template
 }

@@ -10,9 +10,9 @@ using nlohmann::json;
 
 // Taints every DaemonSet pod tolerates (the DaemonSet controller adds these tolerations).
 const std::set<std::string> kDaemonSetTolerated = {
-    "node.kubernetes.io/not-ready",      "node.kubernetes.io/unreachable",
-    "node.kubernetes.io/disk-pressure",  "node.kubernetes.io/memory-pressure",
-    "node.kubernetes.io/pid-pressure",   "node.kubernetes.io/unschedulable",
+    "node.kubernetes.io/not-ready",           "node.kubernetes.io/unreachable",
+    "node.kubernetes.io/disk-pressure",       "node.kubernetes.io/memory-pressure",
+    "node.kubernetes.io/pid-pressure",        "node.kubernetes.io/unschedulable",
     "node.kubernetes.io/network-unavailable",
 };
 
@@ -37,13 +37,15 @@ NodeInfo NodeInfoFrom(const json& node) {
     return it == object.end() ? kNull : *it;
   };
   const json& metadata = at(node, "metadata");
-  if (const json& name = at(metadata, "name"); name.is_string()) info.name = name.get<std::string>();
+  if (const json& name = at(metadata, "name"); name.is_string())
+    info.name = name.get<std::string>();
   if (const json& labels = at(metadata, "labels"); labels.is_object()) {
     for (auto it = labels.begin(); it != labels.end(); ++it) {
       if (it->is_string()) info.labels.emplace(it.key(), it->get<std::string>());
     }
   }
-  if (const json& kernel = at(at(at(node, "status"), "nodeInfo"), "kernelVersion"); kernel.is_string()) {
+  if (const json& kernel = at(at(at(node, "status"), "nodeInfo"), "kernelVersion");
+      kernel.is_string()) {
     info.kernel = kernel.get<std::string>();
   }
   if (const json& taints = at(at(node, "spec"), "taints"); taints.is_array()) {

@@ -39,8 +39,8 @@ bool ToleratesTaints(const std::vector<nlohmann::json>& tolerations,
 
 struct KernelGroup {
   std::string kernel;
-  std::vector<std::string> nodes;                  // sorted
-  std::optional<api::ResolvedMapping> mapping;     // nullopt: no mapping for this kernel
+  std::vector<std::string> nodes;               // sorted
+  std::optional<api::ResolvedMapping> mapping;  // nullopt: no mapping for this kernel
 };
 
 // The Module's target nodes grouped by kernel, sorted by kernel. Nodes that report no kernel

@@ -36,8 +36,10 @@ api::Module ModuleWithMappings() {
 TEST(NodeSelectionTest, GroupsSelectedNodesByKernelWithTheirMapping) {
   std::vector<NodeInfo> nodes;
   for (const json& node :
-       {Node("a", "5.15.0-43-generic", {{"pool", "gpu"}}), Node("b", "5.4.0-1049-gke", {{"pool", "gpu"}}),
-        Node("c", "5.15.0-43-generic", {{"pool", "gpu"}}), Node("d", "5.15.0-43-generic", {{"pool", "cpu"}}),
+       {Node("a", "5.15.0-43-generic", {{"pool", "gpu"}}),
+        Node("b", "5.4.0-1049-gke", {{"pool", "gpu"}}),
+        Node("c", "5.15.0-43-generic", {{"pool", "gpu"}}),
+        Node("d", "5.15.0-43-generic", {{"pool", "cpu"}}),
         Node("e", "6.1.0-1-amd64", {{"pool", "gpu"}}), Node("f", "", {{"pool", "gpu"}})}) {
     nodes.push_back(NodeInfoFrom(node));
   }
@@ -59,18 +61,19 @@ TEST(NodeSelectionTest, TaintsMustBeToleratedExceptThoseEveryDaemonSetTolerates)
   const json cordoned = {{"key", "node.kubernetes.io/unschedulable"}, {"effect", "NoSchedule"}};
   EXPECT_FALSE(ToleratesTaints({}, {no_schedule}));
   EXPECT_TRUE(ToleratesTaints({}, {prefer, cordoned}));
-  EXPECT_TRUE(ToleratesTaints({{{"key", "dedicated"}, {"operator", "Equal"}, {"value", "gpu"}}}, {no_schedule}));
+  EXPECT_TRUE(ToleratesTaints({{{"key", "dedicated"}, {"operator", "Equal"}, {"value", "gpu"}}},
+                              {no_schedule}));
   EXPECT_FALSE(ToleratesTaints({{{"key", "dedicated"}, {"value", "cpu"}}}, {no_schedule}));
   EXPECT_TRUE(ToleratesTaints({{{"key", "dedicated"}, {"operator", "Exists"}}}, {no_schedule}));
   EXPECT_TRUE(ToleratesTaints({{{"operator", "Exists"}}}, {no_schedule}));
-  EXPECT_FALSE(ToleratesTaints({{{"key", "dedicated"}, {"operator", "Exists"}, {"effect", "NoExecute"}}},
-                               {no_schedule}));
+  EXPECT_FALSE(ToleratesTaints(
+      {{{"key", "dedicated"}, {"operator", "Exists"}, {"effect", "NoExecute"}}}, {no_schedule}));
 }
 
 TEST(NodeSelectionTest, UntoleratedNodesAreNotTargets) {
   api::Module module = ModuleWithMappings();
-  std::vector<NodeInfo> nodes = {NodeInfoFrom(Node(
-      "a", "5.15.0-43-generic", {{"pool", "gpu"}}, {{{"key", "k"}, {"effect", "NoExecute"}}}))};
+  std::vector<NodeInfo> nodes = {NodeInfoFrom(Node("a", "5.15.0-43-generic", {{"pool", "gpu"}},
+                                                   {{{"key", "k"}, {"effect", "NoExecute"}}}))};
   EXPECT_TRUE(GroupTargetNodes(module, nodes).empty());
   module.spec.tolerations = {{{"key", "k"}, {"operator", "Exists"}}};
   EXPECT_EQ(GroupTargetNodes(module, nodes).size(), 1u);

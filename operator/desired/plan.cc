@@ -23,9 +23,10 @@ Plan PlanModule(const api::Module& module, const std::vector<json>& nodes,
       const std::string value = KernelLabelValue(info.kernel);
       auto current = info.labels.find(std::string(kKernelVersionLabel));
       if (current == info.labels.end() || current->second != value) {
-        items.push_back({{"apiVersion", "v1"},
-                         {"kind", "Node"},
-                         {"metadata", {{"name", info.name}, {"labels", {{kKernelVersionLabel, value}}}}}});
+        items.push_back(
+            {{"apiVersion", "v1"},
+             {"kind", "Node"},
+             {"metadata", {{"name", info.name}, {"labels", {{kKernelVersionLabel, value}}}}}});
         info.labels[std::string(kKernelVersionLabel)] = value;
       }
     } else {
@@ -46,7 +47,8 @@ Plan PlanModule(const api::Module& module, const std::vector<json>& nodes,
       items.push_back(LoaderDaemonSetFor(module, *group.mapping, group.kernel, settings));
     }
   }
-  if (HasThirdPartyDevicePlugin(module)) items.push_back(DevicePluginDaemonSetFor(module, settings));
+  if (HasThirdPartyDevicePlugin(module))
+    items.push_back(DevicePluginDaemonSetFor(module, settings));
   plan.list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}};
   return plan;
 }
