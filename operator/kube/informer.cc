@@ -37,6 +37,23 @@ ObjectPtr Informer::Prepare(nlohmann::json object) const {
   return std::make_shared<const nlohmann::json>(std::move(object));
 }
 
+std::string Informer::IndexOf(const nlohmann::json& object) const {
+  return options_.index ? options_.index(object) : std::string();
+}
+
+void Informer::Index(const std::string& key, const ObjectPtr& object) {
+  if (std::string value = IndexOf(*object); !value.empty()) index_[value][key] = object;
+}
+
+void Informer::Unindex(const std::string& key, const ObjectPtr& object) {
+  const std::string value = IndexOf(*object);
+  if (value.empty()) return;
+  auto it = index_.find(value);
+  if (it == index_.end()) return;
+  it->second.erase(key);
+  if (it->second.empty()) index_.erase(it);
+}
+
 void Informer::SetResourceVersion(const nlohmann::json& object) {
   std::string version = ResourceVersionOf(object);
   if (version.empty()) return;
@@ -70,6 +87,8 @@ absl::Status Informer::ListAndReplace() {
     absl::MutexLock lock(&mu_);
     previous.swap(cache_);
     cache_ = fresh;
+    index_.clear();
+    for (const auto& [key, object] : cache_) Index(key, object);
     resource_version_ = list_version;
     ++stats_.lists;
   }
@@ -102,9 +121,9 @@ bool Informer::ApplyEvent(WatchEvent&& event, bool* gone, absl::Status* error) {
       if (code == 410) {
         *gone = true;
       } else {
-        *error = absl::UnavailableError(fmt::format(
-            "watch of {}: error event: {}", options_.resource.resource,
-            event.object.value("message", event.object.dump())));
+        *error = absl::UnavailableError(
+            fmt::format("watch of {}: error event: {}", options_.resource.resource,
+                        event.object.value("message", event.object.dump())));
       }
       return false;
     }
@@ -121,10 +140,12 @@ bool Informer::ApplyEvent(WatchEvent&& event, bool* gone, absl::Status* error) {
     absl::MutexLock lock(&mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) old = it->second;
+    if (old != nullptr) Unindex(key, old);
     if (event.type == WatchEvent::Type::kDeleted) {
       cache_.erase(key);
     } else {
       cache_[key] = object;
+      Index(key, object);
     }
     if (!version.empty()) resource_version_ = std::move(version);
     ++stats_.events;
@@ -145,8 +166,8 @@ void Informer::Run(const Cancellation& cancel) {
   std::mt19937_64 random(std::random_device{}());
   absl::Duration backoff = options_.initial_backoff;
   bool need_list = true;
-  const std::string what = options_.resource.resource +
-                           (options_.ns.empty() ? "" : " in namespace " + options_.ns);
+  const std::string what =
+      options_.resource.resource + (options_.ns.empty() ? "" : " in namespace " + options_.ns);
   while (!cancel.cancelled()) {
     if (need_list) {
       if (absl::Status status = ListAndReplace(); !status.ok()) {
@@ -201,8 +222,8 @@ void Informer::Run(const Cancellation& cancel) {
       absl::MutexLock lock(&mu_);
       ++stats_.watch_errors;
     }
-    spdlog::warn("informer: watch of {} failed, resuming from resourceVersion {} in {}: {}",
-                 what, resource_version(), absl::FormatDuration(backoff), status.message());
+    spdlog::warn("informer: watch of {} failed, resuming from resourceVersion {} in {}: {}", what,
+                 resource_version(), absl::FormatDuration(backoff), status.message());
     if (cancel.WaitFor(backoff)) break;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
@@ -227,6 +248,16 @@ std::vector<ObjectPtr> Informer::List() const {
   std::vector<ObjectPtr> objects;
   objects.reserve(cache_.size());
   for (const auto& [key, object] : cache_) objects.push_back(object);
+  return objects;
+}
+
+std::vector<ObjectPtr> Informer::ListIndexed(std::string_view value) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<ObjectPtr> objects;
+  auto it = index_.find(ToAbsl(value));
+  if (it == index_.end()) return objects;
+  objects.reserve(it->second.size());
+  for (const auto& [key, object] : it->second) objects.push_back(object);
   return objects;
 }
 

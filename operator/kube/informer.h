@@ -67,6 +67,10 @@ struct InformerOptions {
   // Applied to every object before it is cached (e.g. keep only labels and status fields
   // the controller reads). Must keep metadata.name/namespace/resourceVersion.
   std::function<nlohmann::json(nlohmann::json)> transform;
+  // Optional index: each (transformed) object is also found under the value this returns
+  // (empty: not indexed), e.g. "namespace/owner" to read one owner's objects without
+  // scanning the whole cache on every reconcile.
+  std::function<std::string(const nlohmann::json&)> index;
   int64_t page_size = 500;
   // Each watch asks the server to end it after a random time in [watch_timeout,
   // 2*watch_timeout), so connections are refreshed without a thundering herd.
@@ -80,11 +84,11 @@ struct InformerOptions {
 class Informer {
  public:
   struct Stats {
-    uint64_t lists = 0;           // full lists (the first, and one after every 410)
+    uint64_t lists = 0;  // full lists (the first, and one after every 410)
     uint64_t relists_after_gone = 0;
-    uint64_t watches = 0;         // watch requests started
-    uint64_t watch_errors = 0;    // watches that ended in an error and were retried
-    uint64_t events = 0;          // watch events applied to the cache
+    uint64_t watches = 0;       // watch requests started
+    uint64_t watch_errors = 0;  // watches that ended in an error and were retried
+    uint64_t events = 0;        // watch events applied to the cache
   };
 
   Informer(KubeClient& client, InformerOptions options);
@@ -104,6 +108,8 @@ class Informer {
 
   ObjectPtr Get(std::string_view key) const;
   std::vector<ObjectPtr> List() const;
+  // The objects whose index value (InformerOptions::index) is `value`, in no order.
+  std::vector<ObjectPtr> ListIndexed(std::string_view value) const;
   size_t Size() const;
   std::string resource_version() const;
   Stats stats() const;
@@ -115,6 +121,9 @@ class Informer {
   // Applies one watch event; sets *gone on a 410 ERROR event. Returns false to end the watch.
   bool ApplyEvent(WatchEvent&& event, bool* gone, absl::Status* error);
   ObjectPtr Prepare(nlohmann::json object) const;
+  std::string IndexOf(const nlohmann::json& object) const;
+  void Unindex(const std::string& key, const ObjectPtr& object) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Index(const std::string& key, const ObjectPtr& object) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetResourceVersion(const nlohmann::json& object);
 
   KubeClient& client_;
@@ -124,6 +133,9 @@ class Informer {
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, ObjectPtr> cache_ ABSL_GUARDED_BY(mu_);
+  // index value -> key -> object
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, ObjectPtr>> index_
+      ABSL_GUARDED_BY(mu_);
   std::string resource_version_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };

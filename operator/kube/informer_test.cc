@@ -3,6 +3,7 @@
 // API server is in kube_integration_test.cc.
 #include "operator/kube/informer.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -12,8 +13,8 @@
 namespace kmm::kube {
 namespace {
 
-using testing::FakeKubeClient;
 using ::testing::ElementsAre;
+using testing::FakeKubeClient;
 
 nlohmann::json Node(std::string name, std::string label = "x") {
   return {{"apiVersion", "v1"},
@@ -86,8 +87,8 @@ TEST(InformerTest, ListsEveryPageThenAppliesWatchEventsInOrder) {
   RunningInformer running(client, NodeOptions());
   running.Start();
   ASSERT_TRUE(running.handler.WaitForCalls(6));
-  EXPECT_THAT(running.handler.calls(), ElementsAre("add a", "add b", "add c", "add d",
-                                                   "update a", "delete b"));
+  EXPECT_THAT(running.handler.calls(),
+              ElementsAre("add a", "add b", "add c", "add d", "update a", "delete b"));
   EXPECT_TRUE(running.informer.HasSynced());
   EXPECT_EQ(running.informer.Size(), 3u);
   EXPECT_EQ((*running.informer.Get("a"))["metadata"]["labels"]["l"], "y");
@@ -100,10 +101,10 @@ TEST(InformerTest, ListsEveryPageThenAppliesWatchEventsInOrder) {
 TEST(InformerTest, ResumesTheWatchFromTheLastVersionSeenIncludingBookmarks) {
   FakeKubeClient client;
   client.Put(resources::kNodes, Node("a"));
-  client.AddWatch({{Event(WatchEvent::Type::kModified, Node("a"), "300"),
-                    Event(WatchEvent::Type::kBookmark, {{"metadata", nlohmann::json::object()}},
-                          "350")},
-                   absl::UnavailableError("connection reset")});
+  client.AddWatch(
+      {{Event(WatchEvent::Type::kModified, Node("a"), "300"),
+        Event(WatchEvent::Type::kBookmark, {{"metadata", nlohmann::json::object()}}, "350")},
+       absl::UnavailableError("connection reset")});
   RunningInformer running(client, NodeOptions());
   running.Start();
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -124,8 +125,8 @@ TEST(InformerTest, RelistsAfterGoneAndReportsWhatChangedMeanwhile) {
   client.Put(resources::kNodes, Node("a"));
   client.Put(resources::kNodes, Node("b"));
   // The watch says our version is too old; meanwhile a changed, b went, c came.
-  client.AddWatch({{{WatchEvent::Type::kError,
-                     {{"kind", "Status"}, {"code", 410}, {"reason", "Expired"}}}}});
+  client.AddWatch(
+      {{{WatchEvent::Type::kError, {{"kind", "Status"}, {"code", 410}, {"reason", "Expired"}}}}});
   RunningInformer running(client, NodeOptions());
   running.informer.AddEventHandler(&running.handler);  // (second registration: counts twice)
   // Change the store after the first list, before the relist: do it from the handler.
@@ -143,8 +144,8 @@ TEST(InformerTest, RelistsAfterGoneAndReportsWhatChangedMeanwhile) {
   ASSERT_TRUE(running.handler.WaitForCalls(10));
   std::vector<std::string> calls = running.handler.calls();
   EXPECT_THAT(std::vector<std::string>(calls.begin() + 4, calls.end()),
-              ::testing::UnorderedElementsAre("update a", "update a", "add c", "add c",
-                                              "delete b", "delete b"));
+              ::testing::UnorderedElementsAre("update a", "update a", "add c", "add c", "delete b",
+                                              "delete b"));
   EXPECT_EQ(running.informer.stats().relists_after_gone, 1u);
   EXPECT_EQ(running.informer.Size(), 2u);
 }
@@ -161,6 +162,57 @@ TEST(InformerTest, TransformTrimsWhatIsCached) {
   running.Start();
   ASSERT_TRUE(running.informer.WaitForSync(running.cancel, absl::Seconds(10)));
   EXPECT_FALSE(running.informer.Get("a")->contains("status"));
+}
+
+std::vector<std::string> IndexedNames(const Informer& informer, std::string_view value) {
+  std::vector<std::string> names;
+  for (const ObjectPtr& object : informer.ListIndexed(value)) {
+    names.push_back((*object)["metadata"]["name"]);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+InformerOptions IndexedByLabel() {
+  InformerOptions options = NodeOptions();
+  options.index = [](const nlohmann::json& object) {
+    return object["metadata"]["labels"].value("l", "");
+  };
+  return options;
+}
+
+TEST(InformerTest, IndexFollowsTheListAndWatchEvents) {
+  FakeKubeClient client;
+  client.Put(resources::kNodes, Node("a", "x"));
+  client.Put(resources::kNodes, Node("b", "x"));
+  client.Put(resources::kNodes, Node("c", ""));  // not indexed
+  client.AddWatch({{Event(WatchEvent::Type::kModified, Node("a", "y"), "200"),
+                    Event(WatchEvent::Type::kDeleted, Node("b", "x"), "201"),
+                    Event(WatchEvent::Type::kAdded, Node("d", "y"), "202")}});
+  RunningInformer running(client, IndexedByLabel());
+  running.Start();
+  ASSERT_TRUE(running.handler.WaitForCalls(6));  // 3 adds, update a, delete b, add d
+  EXPECT_THAT(IndexedNames(running.informer, "y"), ElementsAre("a", "d"));
+  EXPECT_THAT(IndexedNames(running.informer, "x"), ElementsAre());
+  EXPECT_THAT(IndexedNames(running.informer, ""), ElementsAre());
+}
+
+TEST(InformerTest, IndexIsRebuiltByARelist) {
+  FakeKubeClient client;
+  client.Put(resources::kNodes, Node("a", "x"));
+  client.Put(resources::kNodes, Node("b", "x"));
+  // The watch moves a to y and adds d (events the store never saw), then says 410: the
+  // relist brings back the store's view.
+  client.AddWatch(
+      {{Event(WatchEvent::Type::kModified, Node("a", "y"), "200"),
+        Event(WatchEvent::Type::kAdded, Node("d", "y"), "201"),
+        {WatchEvent::Type::kError, {{"kind", "Status"}, {"code", 410}, {"reason", "Expired"}}}}});
+  RunningInformer running(client, IndexedByLabel());
+  running.Start();
+  ASSERT_TRUE(running.handler.WaitForCalls(6));  // 2 adds, update a, add d, update a, delete d
+  EXPECT_EQ(running.informer.stats().relists_after_gone, 1u);
+  EXPECT_THAT(IndexedNames(running.informer, "x"), ElementsAre("a", "b"));
+  EXPECT_THAT(IndexedNames(running.informer, "y"), ElementsAre());
 }
 
 TEST(InformerTest, RetriesAFailedListAndCancelsCleanly) {
