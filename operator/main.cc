@@ -3,12 +3,11 @@
 //
 //   kmm-operator [flags]                     run the operator against the cluster
 //   kmm-operator plan --module F --nodes F   print what it would create, without a cluster
-#include <cstdlib>
-#include <iostream>
-
 #include <malloc.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <iostream>
 #include <random>
 #include <thread>
 
@@ -51,9 +50,10 @@ int RunOperator(const std::string& kubeconfig, kmm::controllers::ManagerOptions 
   options.identity = std::string(host) + "_" + std::to_string(std::random_device{}() % 100000);
   kmm::controllers::Manager manager(**client, options, registry);
 
-  kmm::kube::LeaderElectionConfig election{
-      leader_election_namespace.empty() ? (*client)->config().default_namespace : leader_election_namespace,
-      "kmm-operator.kmm.sigs.x-k8s.io", options.identity};
+  kmm::kube::LeaderElectionConfig election{leader_election_namespace.empty()
+                                               ? (*client)->config().default_namespace
+                                               : leader_election_namespace,
+                                           "kmm-operator.kmm.sigs.x-k8s.io", options.identity};
   kmm::kube::LeaderElector elector(**client, election);
   std::atomic<bool> controllers_running{false};
 
@@ -123,6 +123,10 @@ int main(int argc, char** argv) {
   // Few malloc arenas: glibc's default (8 per core) lets each worker and informer thread keep
   // its own freed memory, which at 5,000 nodes is most of the operator's RSS.
   mallopt(M_ARENA_MAX, 2);
+  // A fixed threshold: large buffers (a page of a list, a long watch chunk) get their own
+  // mapping and go back to the kernel when freed, instead of glibc raising the threshold
+  // and leaving them as holes in the heap.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   CLI::App app{"kmm-operator: Kernel Module Management for Kubernetes", "kmm-operator"};
   app.fallthrough();
   kmm::AddVersionFlag(app, "kmm-operator");

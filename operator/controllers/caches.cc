@@ -11,12 +11,14 @@ namespace {
 kube::InformerOptions Options(const kube::Resource& resource, const std::string& ns,
                               std::string label_selector,
                               std::function<nlohmann::json(nlohmann::json)> transform,
-                              kube::ClientMetrics* metrics) {
+                              kube::ClientMetrics* metrics,
+                              std::function<std::string(const nlohmann::json&)> index = nullptr) {
   kube::InformerOptions options;
   options.resource = resource;
   options.ns = ns;
   options.label_selector = std::move(label_selector);
   options.transform = std::move(transform);
+  options.index = std::move(index);
   if (metrics != nullptr) {
     options.watch_restarts = &metrics->watch_restarts_total.WithLabels({resource.resource});
   }
@@ -32,10 +34,24 @@ nlohmann::json TrimNode(nlohmann::json node) {
   return kube::KeepFields(node, desired::NodeFields());
 }
 
+std::string ModuleIndexOf(const nlohmann::json& object) {
+  const nlohmann::json& module =
+      kube::FieldAt(object, {"metadata", "labels", desired::kModuleNameLabel});
+  const nlohmann::json& ns = kube::FieldAt(object, {"metadata", "namespace"});
+  if (!module.is_string() || !ns.is_string()) return "";
+  return kube::ObjectKey(ns.get_ref<const std::string&>(), module.get_ref<const std::string&>());
+}
+
+// What the reconciler reads of 5,000 loader pods, and nothing else: the labels that tie a
+// pod to its Module and kernel, our template hash, the node, the Ready condition, why a
+// container waits and the loader's termination messages.
 nlohmann::json TrimPod(nlohmann::json pod) {
-  nlohmann::json trimmed = kube::KeepFields(pod, {"/metadata/labels", "/spec/nodeName"});
-  // Our one annotation, the Ready condition, and each container's state (why it waits, the
-  // loader's termination message): all the reconciler reads of 5,000 pods.
+  nlohmann::json trimmed = kube::KeepFields(pod, {"/spec/nodeName"});
+  for (std::string_view label :
+       {desired::kModuleNameLabel, desired::kComponentLabel, desired::kKernelHashLabel}) {
+    const nlohmann::json& value = kube::FieldAt(pod, {"metadata", "labels", label});
+    if (!value.is_null()) trimmed["metadata"]["labels"][std::string(label)] = value;
+  }
   const nlohmann::json& hash =
       kube::FieldAt(pod, {"metadata", "annotations", desired::kTemplateHashAnnotation});
   if (!hash.is_null())
@@ -55,8 +71,16 @@ nlohmann::json TrimPod(nlohmann::json pod) {
     nlohmann::json kept = nlohmann::json::array();
     for (const nlohmann::json& status : statuses) {
       nlohmann::json entry = nlohmann::json::object();
+      const nlohmann::json& waiting = kube::FieldAt(status, {"state", "waiting"});
+      if (waiting.is_object()) {
+        nlohmann::json& kept_waiting = entry["state"]["waiting"] = nlohmann::json::object();
+        for (const char* key : {"reason", "message"}) {
+          if (waiting.contains(key)) kept_waiting[key] = waiting[key];
+        }
+      }
       for (const char* state : {"state", "lastState"}) {
-        if (status.contains(state)) entry[state] = status[state];
+        const nlohmann::json& message = kube::FieldAt(status, {state, "terminated", "message"});
+        if (!message.is_null()) entry[state]["terminated"]["message"] = message;
       }
       kept.push_back(std::move(entry));
     }
@@ -108,6 +132,18 @@ std::vector<kube::ObjectPtr> NamespacedCache::List() const {
   return all;
 }
 
+std::vector<kube::ObjectPtr> NamespacedCache::ListOwnedBy(std::string_view ns,
+                                                          std::string_view module) const {
+  const std::string key = kube::ObjectKey(ns, module);
+  std::vector<kube::ObjectPtr> owned;
+  for (const auto& informer : informers_) {
+    if (!informer->options().ns.empty() && informer->options().ns != ns) continue;
+    std::vector<kube::ObjectPtr> some = informer->ListIndexed(key);
+    owned.insert(owned.end(), some.begin(), some.end());
+  }
+  return owned;
+}
+
 size_t NamespacedCache::Size() const {
   size_t size = 0;
   for (const auto& informer : informers_) size += informer->Size();
@@ -125,11 +161,12 @@ Caches::Caches(kube::KubeClient& client, const std::vector<std::string>& namespa
                kube::ClientMetrics* metrics)
     : modules(client, namespaces, Options(kube::resources::kModules, "", "", nullptr, metrics)),
       nodes(client, Options(kube::resources::kNodes, "", "", TrimNode, metrics)),
-      daemonsets(
-          client, namespaces,
-          Options(kube::resources::kDaemonSets, "", kManagedBySelector, TrimDaemonSet, metrics)),
+      daemonsets(client, namespaces,
+                 Options(kube::resources::kDaemonSets, "", kManagedBySelector, TrimDaemonSet,
+                         metrics, ModuleIndexOf)),
       pods(client, namespaces,
-           Options(kube::resources::kPods, "", kManagedBySelector, TrimPod, metrics)) {}
+           Options(kube::resources::kPods, "", kManagedBySelector, TrimPod, metrics,
+                   ModuleIndexOf)) {}
 
 std::vector<kube::Informer*> Caches::all() {
   std::vector<kube::Informer*> all = {&nodes};

@@ -22,6 +22,8 @@ class NamespacedCache {
   void AddEventHandler(kube::ResourceEventHandler* handler);
   kube::ObjectPtr Get(std::string_view key) const;  // "namespace/name"
   std::vector<kube::ObjectPtr> List() const;
+  // The objects a Module owns (see ModuleIndexOf), without scanning the cache.
+  std::vector<kube::ObjectPtr> ListOwnedBy(std::string_view ns, std::string_view module) const;
   size_t Size() const;
   bool HasSynced() const;
   const std::vector<std::unique_ptr<kube::Informer>>& informers() const { return informers_; }
@@ -45,6 +47,9 @@ struct Caches {
     return modules.HasSynced() && nodes.HasSynced() && daemonsets.HasSynced() && pods.HasSynced();
   }
 };
+
+// The index of DaemonSets and Pods: "namespace/module" from the module-name label, or empty.
+std::string ModuleIndexOf(const nlohmann::json& object);
 
 // The informer transforms, exposed for tests.
 nlohmann::json TrimNode(nlohmann::json node);

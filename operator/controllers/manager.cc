@@ -1,5 +1,7 @@
 #include "operator/controllers/manager.h"
 
+#include <malloc.h>
+
 #include "operator/desired/labels.h"
 #include "operator/kube/field_filter.h"
 #include "spdlog/spdlog.h"
@@ -78,6 +80,11 @@ void Manager::EnqueueOwner(const kube::ObjectPtr& object) {
 void Manager::StartCaches() {
   for (kube::Informer* informer : caches_.all()) {
     informer_threads_.emplace_back([this, informer] { informer->Run(stop_caches_); });
+  }
+  if (options_.release_memory_every > absl::ZeroDuration()) {
+    informer_threads_.emplace_back([this] {
+      while (!stop_caches_.WaitFor(options_.release_memory_every)) malloc_trim(0);
+    });
   }
 }
 

@@ -27,6 +27,10 @@ struct ManagerOptions {
   int workers = 8;
   desired::OperatorSettings settings;
   std::string identity = "kmm-operator";  // events' reportingInstance
+  // How often freed heap pages go back to the kernel (malloc_trim); zero: never. Lists and
+  // watch bursts parse whole objects and keep trimmed copies, which leaves the heap full of
+  // free holes that glibc would otherwise keep mapped for good.
+  absl::Duration release_memory_every = absl::Seconds(30);
 };
 
 class Manager {
@@ -62,7 +66,7 @@ class Manager {
   std::unique_ptr<kube::Controller> node_controller_;
   kube::FunctionEventHandler module_handler_, node_handler_, owned_handler_;
   kube::Cancellation stop_caches_;
-  std::vector<std::thread> informer_threads_;
+  std::vector<std::thread> informer_threads_;  // and the memory releaser
 };
 
 }  // namespace kmm::controllers

@@ -131,21 +131,41 @@ json Comparable(json status) {
   return status;
 }
 
-std::vector<ObjectPtr> Owned(const NamespacedCache& informer, const std::string& ns,
+std::string_view NameOf(const json& object) {
+  const json& name = kube::FieldAt(object, {"metadata", "name"});
+  return name.is_string() ? std::string_view(name.get_ref<const std::string&>())
+                          : std::string_view();
+}
+
+// The Module's objects of one component (any when empty), sorted by name, from the index.
+std::vector<ObjectPtr> Owned(const NamespacedCache& cache, const std::string& ns,
                              const std::string& module, std::string_view component) {
-  std::vector<ObjectPtr> owned;
-  for (const ObjectPtr& object : informer.List()) {
-    const json& object_ns = kube::FieldAt(*object, {"metadata", "namespace"});
-    if (object_ns.is_string() && object_ns.get_ref<const std::string&>() == ns &&
-        Label(*object, desired::kModuleNameLabel) == module &&
-        (component.empty() || Label(*object, desired::kComponentLabel) == component)) {
-      owned.push_back(object);
-    }
+  std::vector<ObjectPtr> owned = cache.ListOwnedBy(ns, module);
+  if (!component.empty()) {
+    std::erase_if(owned, [&](const ObjectPtr& object) {
+      return Label(*object, desired::kComponentLabel) != component;
+    });
   }
-  std::sort(owned.begin(), owned.end(), [](const ObjectPtr& a, const ObjectPtr& b) {
-    return kube::KeyOf(*a) < kube::KeyOf(*b);
-  });
+  std::sort(owned.begin(), owned.end(),
+            [](const ObjectPtr& a, const ObjectPtr& b) { return NameOf(*a) < NameOf(*b); });
   return owned;
+}
+
+// Whether a cached Node concerns a Module: its labels match the selector, or it carries a
+// label of the Module's that may have to go. Checked on the cached JSON, so the thousands
+// of other nodes cost no copies on every reconcile.
+bool Concerns(const json& node, const api::StringMap& selector,
+              std::initializer_list<std::string_view> own_labels) {
+  const json& labels = kube::FieldAt(node, {"metadata", "labels"});
+  if (!labels.is_object()) return selector.empty();
+  for (std::string_view label : own_labels) {
+    if (labels.contains(label)) return true;
+  }
+  return std::all_of(selector.begin(), selector.end(), [&](const auto& entry) {
+    auto it = labels.find(entry.first);
+    return it != labels.end() && it->is_string() &&
+           it->template get_ref<const std::string&>() == entry.second;
+  });
 }
 
 }  // namespace
@@ -320,8 +340,14 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
   const std::string& ns = module.metadata.namespace_name;
   const std::string& name = module.metadata.name;
   const int64_t generation = module.metadata.generation;
-  std::vector<desired::NodeInfo> nodes;
-  for (const ObjectPtr& node : caches_.nodes.List()) nodes.push_back(desired::NodeInfoFrom(*node));
+  const std::string ready_label = desired::ModuleReadyLabel(ns, name);
+  const std::string plugin_label = desired::DevicePluginReadyLabel(ns, name);
+  std::vector<desired::NodeInfo> nodes;  // the nodes this Module concerns
+  for (const ObjectPtr& node : caches_.nodes.List()) {
+    if (Concerns(*node, module.spec.selector, {ready_label, plugin_label})) {
+      nodes.push_back(desired::NodeInfoFrom(*node));
+    }
+  }
 
   // Loader DaemonSets: one per mapped kernel.
   std::map<std::string, std::string> template_hash_by_kernel_hash;  // for outdated pods
@@ -452,8 +478,6 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
       if (!Terminating(*pod) && PodReady(*pod)) plugin_ready_nodes.insert(NodeOf(*pod));
     }
   }
-  const std::string ready_label = desired::ModuleReadyLabel(ns, name);
-  const std::string plugin_label = desired::DevicePluginReadyLabel(ns, name);
   for (const desired::NodeInfo& node : nodes) {  // only nodes whose label must change
     const bool loaded = ready_nodes.contains(node.name);
     const bool plugin = loaded && plugin_ready_nodes.contains(node.name);
