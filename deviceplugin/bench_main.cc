@@ -27,8 +27,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using kmm::deviceplugin::testing::Describe;
 
+// Resident memory of one kind of mapping: a file's segments with one set of permissions
+// ("kmm-device-plugin r-xp"), or the anonymous mappings ("[anon] rw-p", "[heap] rw-p").
+struct Mapping {
+  std::string name;
+  double size_kib = 0, rss_kib = 0, anon_kib = 0;
+};
+
 struct Memory {
   double total_kib = 0, anon_kib = 0, file_kib = 0, harness_kib = 0;
+  std::vector<Mapping> mappings;  // in address order of their first segment
 };
 
 // Sums /proc/<pid>/smaps; mappings of the umockdev preload and its GLib are the harness's.
@@ -36,10 +44,24 @@ Memory MemoryOf(pid_t pid) {
   Memory memory;
   std::ifstream smaps(fmt::format("/proc/{}/smaps", pid));
   std::string line, mapping;
+  Mapping* current = nullptr;
   while (std::getline(smaps, line)) {
     if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
         line.find('-') != std::string::npos && line.find(':') > 12) {
       mapping = line;
+      // "start-end perms offset dev inode [path]"
+      std::istringstream fields(line);
+      std::string range, perms, offset, device, inode, path;
+      fields >> range >> perms >> offset >> device >> inode >> path;
+      const std::string name =
+          (path.empty() ? "[anon]" : path.substr(path.rfind('/') + 1)) + " " + perms;
+      auto it = std::find_if(memory.mappings.begin(), memory.mappings.end(),
+                             [&](const Mapping& m) { return m.name == name; });
+      if (it == memory.mappings.end()) {
+        memory.mappings.push_back(Mapping{.name = name});
+        it = memory.mappings.end() - 1;
+      }
+      current = &*it;
       continue;
     }
     double kib = 0;
@@ -47,11 +69,15 @@ Memory MemoryOf(pid_t pid) {
                          mapping.find("libg") != std::string::npos ||
                          mapping.find("libffi") != std::string::npos ||
                          mapping.find("libpcre") != std::string::npos;
-    if (std::sscanf(line.c_str(), "Rss: %lf kB", &kib) == 1) {
+    if (std::sscanf(line.c_str(), "Size: %lf kB", &kib) == 1) {
+      if (current != nullptr) current->size_kib += kib;
+    } else if (std::sscanf(line.c_str(), "Rss: %lf kB", &kib) == 1) {
       memory.total_kib += kib;
       if (harness) memory.harness_kib += kib;
+      if (current != nullptr) current->rss_kib += kib;
     } else if (std::sscanf(line.c_str(), "Anonymous: %lf kB", &kib) == 1) {
       memory.anon_kib += kib;
+      if (current != nullptr) current->anon_kib += kib;
     }
   }
   memory.file_kib = memory.total_kib - memory.anon_kib;
@@ -79,13 +105,19 @@ double Percentile(std::vector<double> values, double p) {
   return values.empty() ? 0 : values[static_cast<size_t>(p * (values.size() - 1))];
 }
 
-void PrintMemory(const char* when, const Memory& m) {
+void PrintMemory(const char* when, const Memory& m, bool mappings) {
   const double own = m.total_kib - m.harness_kib;
   fmt::print(
       "  RSS {:<22} {:6.2f} MiB total, {:5.2f} MiB anonymous, {:5.2f} MiB file-backed "
       "({:4.2f} MiB of it the umockdev harness; without it {:5.2f} MiB)\n",
       when, m.total_kib / 1024, m.anon_kib / 1024, m.file_kib / 1024, m.harness_kib / 1024,
       own / 1024);
+  if (!mappings) return;
+  for (const Mapping& mapping : m.mappings) {
+    if (mapping.rss_kib == 0) continue;
+    fmt::print("      {:<36} {:7.0f} KiB mapped, {:6.0f} KiB resident, {:5.0f} KiB anonymous\n",
+               mapping.name, mapping.size_kib, mapping.rss_kib, mapping.anon_kib);
+  }
 }
 
 }  // namespace
@@ -95,11 +127,14 @@ int main(int argc, char** argv) {
   std::string plugin_binary;
   int devices = 256, allocations = 10000, events = 200;
   double idle_seconds = 60;
+  bool mappings = false;
   app.add_option("--plugin", plugin_binary, "The kmm-device-plugin binary")->required();
   app.add_option("--devices", devices)->capture_default_str();
   app.add_option("--allocations", allocations)->capture_default_str();
   app.add_option("--events", events)->capture_default_str();
   app.add_option("--idle-seconds", idle_seconds)->capture_default_str();
+  app.add_flag("--mappings", mappings,
+               "Also print the resident memory of every mapping (file and permissions)");
   CLI11_PARSE(app, argc, argv);
 
   UMockdevTestbed* testbed = umockdev_testbed_new();
@@ -143,7 +178,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   fmt::print("Device plugin ({} emulated devices, the shipped binary):\n", devices);
-  PrintMemory("after start:", MemoryOf(plugin));
+  PrintMemory("after start:", MemoryOf(plugin), mappings);
 
   auto stub = v1beta1::DevicePlugin::NewStub(
       grpc::CreateChannel("unix://" + socket, grpc::InsecureChannelCredentials()));
@@ -162,7 +197,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  PrintMemory(fmt::format("after {} Allocate:", allocations).c_str(), MemoryOf(plugin));
+  PrintMemory(fmt::format("after {} Allocate:", allocations).c_str(), MemoryOf(plugin), mappings);
   fmt::print("  Allocate latency: p50 {:.0f} us, p99 {:.0f} us (target p99 <= 1000 us)\n",
              Percentile(latencies, 0.5), Percentile(latencies, 0.99));
 
