@@ -15,6 +15,15 @@ nlohmann::json WithoutVersion(const kube::ObjectPtr& object) {
   return copy;
 }
 
+// A Module as far as its reconcile depends on it: not the status it writes itself, so its
+// own status updates do not come back as work.
+nlohmann::json ModuleInput(const kube::ObjectPtr& module) {
+  nlohmann::json copy = WithoutVersion(module);
+  copy.erase("status");
+  copy["metadata"].erase("managedFields");
+  return copy;
+}
+
 }  // namespace
 
 Manager::Manager(kube::KubeClient& client, ManagerOptions options, kube::Registry& registry)
@@ -29,7 +38,9 @@ Manager::Manager(kube::KubeClient& client, ManagerOptions options, kube::Registr
   module_handler_.on_add = [this](const kube::ObjectPtr& module) {
     module_queue_.Add(kube::KeyOf(*module));
   };
-  module_handler_.on_update = [this](const kube::ObjectPtr&, const kube::ObjectPtr& module) {
+  module_handler_.on_update = [this](const kube::ObjectPtr& old_module,
+                                     const kube::ObjectPtr& module) {
+    if (ModuleInput(old_module) == ModuleInput(module)) return;
     module_queue_.Add(kube::KeyOf(*module));
   };
   module_handler_.on_delete = [this](const kube::ObjectPtr& module) {
@@ -65,7 +76,7 @@ Manager::~Manager() { Stop(); }
 
 void Manager::EnqueueAllModules() {
   for (const kube::ObjectPtr& module : caches_.modules.List())
-    module_queue_.Add(kube::KeyOf(*module));
+    module_queue_.AddAfter(kube::KeyOf(*module), options_.batch_owned_changes);
 }
 
 void Manager::EnqueueOwner(const kube::ObjectPtr& object) {
@@ -73,7 +84,8 @@ void Manager::EnqueueOwner(const kube::ObjectPtr& object) {
       kube::FieldAt(*object, {"metadata", "labels", desired::kModuleNameLabel});
   const nlohmann::json& ns = kube::FieldAt(*object, {"metadata", "namespace"});
   if (module.is_string() && ns.is_string()) {
-    module_queue_.Add(kube::ObjectKey(ns.get<std::string>(), module.get<std::string>()));
+    module_queue_.AddAfter(kube::ObjectKey(ns.get<std::string>(), module.get<std::string>()),
+                           options_.batch_owned_changes);
   }
 }
 

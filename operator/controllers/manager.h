@@ -27,6 +27,10 @@ struct ManagerOptions {
   int workers = 8;
   desired::OperatorSettings settings;
   std::string identity = "kmm-operator";  // events' reportingInstance
+  // Changes to a Module's pods, DaemonSets or to nodes wait this long before its reconcile,
+  // so a burst of them (5,000 pods starting, a node-label sweep) costs one reconcile per
+  // Module per interval instead of one per event. A change to the Module itself is at once.
+  absl::Duration batch_owned_changes = absl::Seconds(1);
   // How often freed heap pages go back to the kernel (malloc_trim); zero: never. Lists and
   // watch bursts parse whole objects and keep trimmed copies, which leaves the heap full of
   // free holes that glibc would otherwise keep mapped for good.
