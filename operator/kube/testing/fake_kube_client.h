@@ -6,6 +6,7 @@
 #ifndef KMM_OPERATOR_KUBE_TESTING_FAKE_KUBE_CLIENT_H_
 #define KMM_OPERATOR_KUBE_TESTING_FAKE_KUBE_CLIENT_H_
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -20,8 +21,8 @@
 namespace kmm::kube::testing {
 
 // Returns a failure injected with FailNext (fake-internal).
-#define RETURN_IF_FAILING(expr)                      \
-  do {                                               \
+#define RETURN_IF_FAILING(expr)                        \
+  do {                                                 \
     if (absl::Status s_ = (expr); !s_.ok()) return s_; \
   } while (false)
 
@@ -38,9 +39,11 @@ class FakeKubeClient final : public KubeClient {
     absl::MutexLock lock(&mu_);
     fail_next_.push_back(std::move(status));
   }
-  void AddWatch(ScriptedWatch watch) {
+  // The next watch request takes it, or with `resource` ("pods") the next watch of that one.
+  void AddWatch(ScriptedWatch watch) { AddWatch("", std::move(watch)); }
+  void AddWatch(std::string resource, ScriptedWatch watch) {
     absl::MutexLock lock(&mu_);
-    watches_.push_back(std::move(watch));
+    watches_.emplace_back(std::move(resource), std::move(watch));
   }
   // Every request so far, as "verb resource ns/name".
   std::vector<std::string> requests() const {
@@ -84,8 +87,8 @@ class FakeKubeClient final : public KubeClient {
     if (options.limit > 0) {
       size_t end = std::min(list.items.size(), start + static_cast<size_t>(options.limit));
       if (end < list.items.size()) list.continue_token = std::to_string(end);
-      list.items = std::vector<nlohmann::json>(list.items.begin() + start,
-                                               list.items.begin() + end);
+      list.items =
+          std::vector<nlohmann::json>(list.items.begin() + start, list.items.begin() + end);
     }
     list.resource_version = std::to_string(version_);
     return list;
@@ -154,12 +157,14 @@ class FakeKubeClient final : public KubeClient {
   }
 
   absl::StatusOr<nlohmann::json> Apply(const Resource& resource, std::string_view ns,
-                                       const nlohmann::json& object, const ApplyOptions& /*options*/,
+                                       const nlohmann::json& object,
+                                       const ApplyOptions& /*options*/,
                                        std::string_view /*subresource*/) override {
     absl::MutexLock lock(&mu_);
     const std::string name = object["metadata"].value("name", "");
     RETURN_IF_FAILING(Record("apply", resource, ns, name));
-    nlohmann::json& stored = store_[resource.resource][ObjectKey(resource.namespaced ? ns : "", name)];
+    nlohmann::json& stored =
+        store_[resource.resource][ObjectKey(resource.namespaced ? ns : "", name)];
     if (stored.is_null()) stored = nlohmann::json::object();
     stored.merge_patch(object);
     stored["metadata"]["resourceVersion"] = std::to_string(++version_);
@@ -169,20 +174,25 @@ class FakeKubeClient final : public KubeClient {
   absl::Status Watch(const Resource& resource, std::string_view ns, const WatchOptions& options,
                      const WatchCallback& on_event, const Cancellation& cancel) override {
     ScriptedWatch watch;
-    bool scripted = false;
     {
       absl::MutexLock lock(&mu_);
       RETURN_IF_FAILING(Record("watch", resource, ns, ""));
       watch_options_.push_back(options);
-      if (!watches_.empty()) {
-        watch = std::move(watches_.front());
-        watches_.pop_front();
-        scripted = true;
-      }
     }
-    if (!scripted) {  // behave like an idle server until cancelled
-      cancel.WaitFor(absl::InfiniteDuration());
-      return absl::CancelledError("watch cancelled");
+    // Like an idle server until a scripted watch for this resource is added, or cancelled.
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        auto next = std::find_if(watches_.begin(), watches_.end(), [&](const auto& scripted) {
+          return scripted.first.empty() || scripted.first == resource.resource;
+        });
+        if (next != watches_.end()) {
+          watch = std::move(next->second);
+          watches_.erase(next);
+          break;
+        }
+      }
+      if (cancel.WaitFor(absl::Milliseconds(5))) return absl::CancelledError("watch cancelled");
     }
     for (WatchEvent& event : watch.events) {
       if (!on_event(std::move(event))) return absl::OkStatus();
@@ -200,7 +210,8 @@ class FakeKubeClient final : public KubeClient {
     return status;
   }
   static std::string KeyFor(const nlohmann::json& object) {
-    return ObjectKey(object["metadata"].value("namespace", ""), object["metadata"].value("name", ""));
+    return ObjectKey(object["metadata"].value("namespace", ""),
+                     object["metadata"].value("name", ""));
   }
   static absl::Status NotFound(const Resource& resource, std::string_view name) {
     return ApiError(404, "NotFound", fmt::format("{} \"{}\" not found", resource.resource, name));
@@ -210,7 +221,7 @@ class FakeKubeClient final : public KubeClient {
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 100;
   std::map<std::string, std::map<std::string, nlohmann::json>> store_ ABSL_GUARDED_BY(mu_);
   std::deque<absl::Status> fail_next_ ABSL_GUARDED_BY(mu_);
-  std::deque<ScriptedWatch> watches_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<std::string, ScriptedWatch>> watches_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> requests_ ABSL_GUARDED_BY(mu_);
   std::vector<WatchOptions> watch_options_ ABSL_GUARDED_BY(mu_);
 };
