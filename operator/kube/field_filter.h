@@ -6,8 +6,8 @@
 
 #include <functional>
 #include <initializer_list>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nlohmann/json.hpp"
@@ -15,8 +15,8 @@
 namespace kmm::kube {
 
 // Keeps only the given paths (JSON pointers such as "/metadata/labels"), plus what every
-// cache needs: apiVersion, kind and metadata name, namespace, uid, resourceVersion,
-// generation, deletionTimestamp. Missing paths are skipped.
+// cache needs: metadata name, namespace, resourceVersion and deletionTimestamp. Missing paths
+// are skipped.
 nlohmann::json KeepFields(const nlohmann::json& object, const std::vector<std::string>& paths);
 
 // The value at `path` (object keys) inside `object`, or a null value when any step is missing
