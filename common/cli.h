@@ -18,7 +18,7 @@ void AddVersionFlag(CLI::App& app, std::string_view program);
 
 // Parses argv into `app`. Returns -1 when the program should continue, otherwise the exit
 // code: 0 after --help/--version, non-zero (with the reason on stderr) for bad flags.
-int ParseCommandLine(CLI::App& app, int argc, char** argv);
+int ParseCommandLine(CLI::App& app, int argc, const char* const* argv);
 
 }  // namespace kmm
 

@@ -1,6 +1,5 @@
 #include "common/logging.h"
 
-#include "CLI/CLI.hpp"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/pattern_formatter.h"
@@ -36,14 +35,6 @@ class JsonLogFormatter final : public spdlog::formatter {
 
 std::unique_ptr<spdlog::formatter> MakeJsonLogFormatter() {
   return std::make_unique<JsonLogFormatter>();
-}
-
-void AddLogFlags(CLI::App& app, LogOptions& options) {
-  app.add_option("--log-format", options.format, "Log output: text or json (one object per line)")
-      ->capture_default_str();
-  app.add_option("--log-level", options.level,
-                 "Minimum level: trace, debug, info, warn, error, critical, off")
-      ->capture_default_str();
 }
 
 absl::Status SetupLogging(std::string_view component, const LogOptions& options) {

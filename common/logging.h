@@ -23,7 +23,7 @@ struct LogOptions {
   std::string level = "info";   // trace, debug, info, warn, error, critical, off
 };
 
-// Adds --log-format and --log-level to a command line.
+// Adds --log-format and --log-level to a command line (defined in cli.cc).
 void AddLogFlags(CLI::App& app, LogOptions& options);
 
 // Installs the default logger named `component`. Fails with InvalidArgument naming the
