@@ -1,17 +1,26 @@
 # Loader benchmark inside the qemu node: kmm_ci_b (pulls in kmm_ci_a) loaded and unloaded
-# by modprobe, by the kmm-loader process, and by the Loader in-process, in one boot.
+# by modprobe, by the kmm-loader process, and by the Loader in-process, in one boot; then
+# the device plugin's memory with real devices. bench/run writes the parts it wants
+# ("loader", "device-plugin") to /bench-parts; without that file both run.
 . /guest-lib.sh
 N=${KMM_BENCH_ITERATIONS:-40}
-echo '{"moduleName":"kmm_ci_b","terminationMessagePath":""}' > /tmp/b.json
-# busybox sh prefers its own applets, so Debian's kmod modprobe is called by path.
-# Warm the page cache and the kernel's module paths once.
-/sbin/modprobe -d /opt kmm_ci_b && /sbin/modprobe -r -d /opt kmm_ci_b
-kmm-loader-bench commands --iterations $N --name modprobe \
-  --load "/sbin/modprobe -d /opt kmm_ci_b" --unload "/sbin/modprobe -r -d /opt kmm_ci_b"
-kmm-loader-bench commands --iterations $N --name kmm-loader-process \
-  --load "kmm-loader --log-level warn load --config /tmp/b.json" \
-  --unload "kmm-loader --log-level warn unload --config /tmp/b.json"
-kmm-loader-bench inprocess --iterations $N --config /tmp/b.json
+parts=$(cat /bench-parts 2>/dev/null || echo loader device-plugin)
+wants() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if wants loader; then
+  echo '{"moduleName":"kmm_ci_b","terminationMessagePath":""}' > /tmp/b.json
+  # busybox sh prefers its own applets, so Debian's kmod modprobe is called by path.
+  # Warm the page cache and the kernel's module paths once.
+  /sbin/modprobe -d /opt kmm_ci_b && /sbin/modprobe -r -d /opt kmm_ci_b
+  kmm-loader-bench commands --iterations $N --name modprobe \
+    --load "/sbin/modprobe -d /opt kmm_ci_b" --unload "/sbin/modprobe -r -d /opt kmm_ci_b"
+  kmm-loader-bench commands --iterations $N --name kmm-loader-process \
+    --load "kmm-loader --log-level warn load --config /tmp/b.json" \
+    --unload "kmm-loader --log-level warn unload --config /tmp/b.json"
+  kmm-loader-bench inprocess --iterations $N --config /tmp/b.json
+fi
+
+wants device-plugin || exit 0
 
 # The shipped kmm-device-plugin with 100 real devices (kmm_ci_a devices=100): its memory,
 # read from /proc, with no test harness in the process.
