@@ -33,10 +33,9 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
   ASSIGN_OR_RETURN(api::Module module, api::ParseModule(module_json));
   if (module.metadata.namespace_name.empty()) module.metadata.namespace_name = "default";
   if (std::vector<std::string> problems = api::ValidateModule(module); !problems.empty()) {
-    return absl::InvalidArgumentError(fmt::format("Module {}/{} is invalid:\n  {}",
-                                                  module.metadata.namespace_name,
-                                                  module.metadata.name,
-                                                  fmt::join(problems, "\n  ")));
+    return absl::InvalidArgumentError(
+        fmt::format("Module {}/{} is invalid:\n  {}", module.metadata.namespace_name,
+                    module.metadata.name, fmt::join(problems, "\n  ")));
   }
   ASSIGN_OR_RETURN(nlohmann::json node_list, ReadYamlOrJson(options.nodes_file, "NodeList"));
   std::vector<nlohmann::json> nodes;

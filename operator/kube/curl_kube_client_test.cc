@@ -24,7 +24,9 @@ struct Recorded {
 struct Scripted {
   Scripted() = default;
   Scripted(int status_code, std::string response_body, std::string retry_after_seconds = "")
-      : status(status_code), body(std::move(response_body)), retry_after(std::move(retry_after_seconds)) {}
+      : status(status_code),
+        body(std::move(response_body)),
+        retry_after(std::move(retry_after_seconds)) {}
   int status = 200;
   std::string body = "{}";
   std::string retry_after;
@@ -108,7 +110,9 @@ TEST(CurlKubeClientTest, SendsListQueriesEscaped) {
   ScriptedServer server;
   FakeClock clock;
   auto client = ClientFor(server, clock);
-  server.Then({200, R"({"metadata":{"resourceVersion":"7","continue":"next"},"items":[{"metadata":{"name":"a"}}]})"});
+  server.Then(
+      {200,
+       R"({"metadata":{"resourceVersion":"7","continue":"next"},"items":[{"metadata":{"name":"a"}}]})"});
   ListOptions options;
   options.label_selector = "app in (a,b)";
   options.field_selector = "spec.nodeName=n 1";
@@ -168,7 +172,8 @@ TEST(CurlKubeClientTest, GivesUpAfterTheRetryBudgetWithTheServersError) {
   FakeClock clock;
   auto client = ClientFor(server, clock);
   for (int i = 0; i < 10; ++i) {
-    server.Then({429, R"({"kind":"Status","reason":"TooManyRequests","message":"slow down"})", "1"});
+    server.Then(
+        {429, R"({"kind":"Status","reason":"TooManyRequests","message":"slow down"})", "1"});
   }
   absl::StatusOr<nlohmann::json> node = client->Get(resources::kNodes, "", "n1");
   EXPECT_TRUE(IsApiTooManyRequests(node.status()));
@@ -211,19 +216,20 @@ TEST(CurlKubeClientTest, AConnectionFailureIsUnavailableAndNamesTheUrl) {
   ASSERT_TRUE(client.ok());
   absl::StatusOr<nlohmann::json> node = (*client)->Get(resources::kNodes, "", "n1");
   EXPECT_EQ(node.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(node.status().message()), HasSubstr("http://127.0.0.1:1/api/v1/nodes/n1"));
+  EXPECT_THAT(std::string(node.status().message()),
+              HasSubstr("http://127.0.0.1:1/api/v1/nodes/n1"));
 }
 
 TEST(CurlKubeClientTest, WatchStreamsEventsAndReportsAnErrorResponse) {
   ScriptedServer server;
   FakeClock clock;
   auto client = ClientFor(server, clock);
-  server.Then({200,
-               R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})"
-               "\n"
-               R"({"type":"DELETED","object":{"metadata":{"name":"a","resourceVersion":"6"}}})"
-               "\n"});
-  server.Then({410, R"({"kind":"Status","reason":"Expired","message":"too old resource version"})"});
+  server.Then({200, R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})"
+                    "\n"
+                    R"({"type":"DELETED","object":{"metadata":{"name":"a","resourceVersion":"6"}}})"
+                    "\n"});
+  server.Then(
+      {410, R"({"kind":"Status","reason":"Expired","message":"too old resource version"})"});
   Cancellation cancel;
   std::vector<std::string> seen;
   WatchOptions options;
@@ -240,8 +246,8 @@ TEST(CurlKubeClientTest, WatchStreamsEventsAndReportsAnErrorResponse) {
   EXPECT_THAT(server.recorded()[0].query, HasSubstr("resourceVersion=4"));
   EXPECT_THAT(server.recorded()[0].query, HasSubstr("allowWatchBookmarks=true"));
   EXPECT_THAT(server.recorded()[0].query, HasSubstr("watch=1"));
-  absl::Status gone = client->Watch(resources::kNodes, "", {}, [](WatchEvent&&) { return true; },
-                                    cancel);
+  absl::Status gone = client->Watch(
+      resources::kNodes, "", {}, [](WatchEvent&&) { return true; }, cancel);
   EXPECT_TRUE(IsApiGone(gone)) << gone;
 }
 
