@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "operator/controllers/testing/objects.h"
 #include "operator/desired/labels.h"
 #include "operator/kube/testing/fake_kube_client.h"
 
@@ -17,21 +18,10 @@ using kube::WatchEvent;
 using nlohmann::json;
 
 json Module(int64_t generation, std::string resource_version) {
-  return {{"apiVersion", "kmm.sigs.x-k8s.io/v1beta1"},
-          {"kind", "Module"},
-          {"metadata",
-           {{"name", "m"},
-            {"namespace", "ns"},
-            {"uid", "u1"},
-            {"generation", generation},
-            {"resourceVersion", std::move(resource_version)},
-            {"finalizers", {desired::kModuleFinalizer}}}},
-          {"spec",
-           {{"selector", {{"pool", "a"}}},
-            {"moduleLoader",
-             {{"container",
-               {{"modprobe", {{"moduleName", "m"}}},
-                {"kernelMappings", {{{"literal", "6.1.0"}, {"containerImage", "img:v1"}}}}}}}}}}};
+  json module = testing::Module();
+  module["metadata"]["generation"] = generation;
+  module["metadata"]["resourceVersion"] = std::move(resource_version);
+  return module;
 }
 
 json Pod(int index, std::string resource_version) {

@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "operator/controllers/testing/objects.h"
 #include "operator/desired/labels.h"
 #include "operator/desired/loader_daemonset.h"
 #include "operator/kube/testing/fake_kube_client.h"
@@ -18,25 +19,7 @@ using nlohmann::json;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 
-json Module(json spec_overrides = json::object()) {
-  json module = {
-      {"apiVersion", "kmm.sigs.x-k8s.io/v1beta1"},
-      {"kind", "Module"},
-      {"metadata",
-       {{"name", "m"},
-        {"namespace", "ns"},
-        {"uid", "u1"},
-        {"generation", 1},
-        {"finalizers", {desired::kModuleFinalizer}}}},
-      {"spec",
-       {{"selector", {{"pool", "a"}}},
-        {"moduleLoader",
-         {{"container",
-           {{"modprobe", {{"moduleName", "m"}}},
-            {"kernelMappings", {{{"literal", "6.1.0"}, {"containerImage", "img:v1"}}}}}}}}}}};
-  module["spec"].merge_patch(spec_overrides);
-  return module;
-}
+using testing::Module;
 
 json Node(const std::string& name, bool ready_label) {
   json labels = {{"pool", "a"}, {std::string(desired::kKernelVersionLabel), "6.1.0"}};
