@@ -2,6 +2,7 @@
 // library together; all behaviour lives in loader.h.
 #include <sys/utsname.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 
@@ -119,7 +120,9 @@ int main(int argc, char** argv) {
   kmm::AddLogFlags(app, log_options);
   std::string config_path;
   kmm::loader::LoaderOptions options;
-  double unload_timeout_seconds = 60;
+  // Whole seconds, as kmm-operator passes them; the default of a double would be formatted
+  // by libc's floating-point printf in every process (see kmm_fast_start).
+  int64_t unload_timeout_seconds = 60;
   app.add_option("--unload-timeout", unload_timeout_seconds,
                  "Seconds to retry unloading a module that is in use (EBUSY)")
       ->capture_default_str()
