@@ -141,8 +141,11 @@ for ((i = 0; i < moved; i++)); do
   printf 'bench-%05d\n' "$i"
 done | xargs -P 8 -I{} kubectl patch node {} --subresource=status --type merge \
   -p '{"status":{"nodeInfo":{"kernelVersion":"5.15.0-999-generic"}}}' >/dev/null
-t_move=$(wait_until "$EPOCHREALTIME" 900 "ds == $modules * (min($kernels, $per_pool) + 1) and avail == $modules")
-echo "  $moved nodes changed kernel: converged (new DaemonSets, pods moved, statuses right) in ${t_move} s"
+moved_at=$EPOCHREALTIME
+t_move_ds=$(wait_until "$moved_at" 600 "ds == $modules * (min($kernels, $per_pool) + 1) and right == $modules")
+t_move=$(wait_until "$moved_at" 900 "ds == $modules * (min($kernels, $per_pool) + 1) and avail == $modules")
+echo "  $moved nodes changed kernel: new DaemonSets and statuses right in ${t_move_ds} s;" \
+  "every pod moved and available in ${t_move} s"
 
 read -r rss_kib < <(awk '/^VmRSS/ { print $2 }' /proc/$pid/status)
 read -r hwm_kib < <(awk '/^VmHWM/ { print $2 }' /proc/$pid/status)
