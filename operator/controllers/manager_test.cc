@@ -3,13 +3,12 @@
 // Module's pods waits for the batch interval and then makes one.
 #include "operator/controllers/manager.h"
 
-#include <regex>
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "operator/controllers/testing/objects.h"
 #include "operator/desired/labels.h"
 #include "operator/kube/testing/fake_kube_client.h"
+#include "re2/re2.h"
 
 namespace kmm::controllers {
 namespace {
@@ -39,13 +38,12 @@ json Pod(int index, std::string resource_version) {
 
 // The module controller's reconciles so far, from the metrics the manager registers.
 int ModuleReconciles(const kube::Registry& registry) {
-  static const std::regex kLine(R"(kmm_reconcile_total\{controller="module",[^}]*\} (\d+))");
+  static const RE2 kLine(R"(kmm_reconcile_total\{controller="module",[^}]*\} (\d+))");
   int total = 0;
   const std::string text = registry.Render();
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), kLine);
-       it != std::sregex_iterator(); ++it) {
-    total += std::stoi((*it)[1]);
-  }
+  re2::StringPiece rest(text.data(), text.size());
+  int count = 0;
+  while (RE2::FindAndConsume(&rest, kLine, &count)) total += count;
   return total;
 }
 
