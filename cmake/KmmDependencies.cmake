@@ -61,3 +61,41 @@ target_link_libraries(kmm_spdlog INTERFACE fmt::fmt-header-only Threads::Threads
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
 pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
 pkg_check_modules(CPPHTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+
+# RE2 from its static archive for the KMM_STATIC_ABSL binaries (kmm-loader links it through
+# the device plugin's config validation), the shared library otherwise.
+add_library(kmm_re2 INTERFACE)
+target_link_libraries(kmm_re2 INTERFACE
+  "$<$<BOOL:$<TARGET_PROPERTY:KMM_STATIC_ABSL>>:${KMM_STATIC_re2}>"
+  "$<$<NOT:$<BOOL:$<TARGET_PROPERTY:KMM_STATIC_ABSL>>>:PkgConfig::RE2>")
+
+# kmm-loader runs as a new process for every load, unload and readiness probe, and under
+# emulation a dynamically linked one spends most of that in the dynamic linker. With
+# KMM_STATIC_LOADER it is linked fully statically (kmm_static_executable), against a libkmod
+# archive built from Debian's source package of the installed libkmod-dev.
+option(KMM_STATIC_LOADER "Link kmm-loader statically, with libkmod built from Debian's source" ON)
+if(KMM_ASAN OR KMM_TSAN)
+  # The sanitizer runtimes cannot be linked into a static executable.
+  set(KMM_STATIC_LOADER OFF)
+endif()
+if(KMM_STATIC_LOADER)
+  execute_process(COMMAND ${CMAKE_SOURCE_DIR}/cmake/build-static-libkmod.sh
+                  OUTPUT_VARIABLE libkmod_static_out RESULT_VARIABLE libkmod_static_rc
+                  OUTPUT_STRIP_TRAILING_WHITESPACE)
+  string(REGEX MATCH "[^\n]*$" libkmod_static_dir "${libkmod_static_out}")
+  if(NOT libkmod_static_rc EQUAL 0 OR NOT EXISTS "${libkmod_static_dir}/libkmod.a")
+    message(FATAL_ERROR "cannot build libkmod.a from Debian's source (cmake/build-static-libkmod.sh "
+                        "says why above). Configure with -DKMM_STATIC_LOADER=OFF to link kmm-loader "
+                        "dynamically instead; its processes then start slower.")
+  endif()
+  find_library(KMM_STATIC_zstd NAMES libzstd.a REQUIRED)
+  find_library(KMM_STATIC_lzma NAMES liblzma.a REQUIRED)
+  add_library(kmm_libkmod_static INTERFACE)
+  target_link_libraries(kmm_libkmod_static INTERFACE
+    ${libkmod_static_dir}/libkmod.a ${KMM_STATIC_zstd} ${KMM_STATIC_lzma})
+endif()
+# libkmod for a target: the static archive for kmm_static_executable binaries, else Debian's.
+add_library(kmm_libkmod INTERFACE)
+target_link_libraries(kmm_libkmod INTERFACE
+  "$<$<BOOL:$<TARGET_PROPERTY:KMM_STATIC_LIBKMOD>>:kmm_libkmod_static>"
+  "$<$<NOT:$<BOOL:$<TARGET_PROPERTY:KMM_STATIC_LIBKMOD>>>:PkgConfig::LIBKMOD>")

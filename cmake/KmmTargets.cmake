@@ -37,6 +37,17 @@ function(kmm_fast_start target)
                                         -Wl,--gc-sections)
 endfunction()
 
+# kmm_static_executable(TARGET): kmm_fast_start and, with KMM_STATIC_LOADER, a fully static
+# executable: no dynamic linker at all, so a process costs little more than its own work.
+# Such a binary cannot dlopen (libudev), so it must not link the device plugin's runtime.
+function(kmm_static_executable target)
+  kmm_fast_start(${target})
+  if(KMM_STATIC_LOADER)
+    set_target_properties(${target} PROPERTIES KMM_STATIC_LIBKMOD ON)
+    target_link_options(${target} PRIVATE -static)
+  endif()
+endfunction()
+
 # kmm_test(NAME LABEL unit|integration|e2e SOURCES ... DEPS ... [WRAPPER cmd...]):
 # a GoogleTest binary whose tests ctest discovers one by one, tagged with LABEL.
 function(kmm_test name)

@@ -4,15 +4,17 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/shutdown.h"
-#include "deviceplugin/device_plugin.h"
 #include "fmt/ranges.h"
 #include "loader/config.h"
 #include "loader/loader.h"
+#include "loader/plugin_process.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -60,25 +62,41 @@ int DoUnload(Loader& loader, const kmm::loader::LoaderConfig& config) {
   return EXIT_SUCCESS;
 }
 
-// Starts the built-in device plugin, if configured. nullptr with an OK status when none.
-absl::StatusOr<std::unique_ptr<kmm::deviceplugin::DevicePlugin>> StartDevicePlugin(
-    const kmm::loader::LoaderConfig& config, const std::string& device_plugin_dir) {
+// How `run` starts kmm-device-plugin, from the command line.
+struct RunOptions {
+  std::string device_plugin_binary;  // empty: kmm-device-plugin beside kmm-loader
+  std::string device_plugin_dir;
+  kmm::LogOptions log;
+};
+
+// Starts the device plugin, if configured: nullptr with an OK status when none. Its exit
+// before Stop() requests shutdown, so `run` ends (leaving the modules loaded) and the
+// kubelet restarts the container.
+absl::StatusOr<std::unique_ptr<kmm::loader::DevicePluginProcess>> StartDevicePlugin(
+    const kmm::loader::LoaderConfig& config, const RunOptions& run, kmm::ShutdownSignal& shutdown) {
   if (!config.device_plugin.has_value()) return nullptr;
-  ASSIGN_OR_RETURN(auto source,
-                   kmm::deviceplugin::MakeUdevDeviceSource(config.device_plugin->uevent_source));
-  kmm::deviceplugin::DevicePluginOptions options;
-  options.device_plugin_dir = device_plugin_dir;
-  ASSIGN_OR_RETURN(auto plugin, kmm::deviceplugin::DevicePlugin::Create(
-                                    *config.device_plugin, options, std::move(source)));
-  RETURN_IF_ERROR(plugin->Start());
-  return plugin;
+  kmm::loader::DevicePluginProcessOptions options;
+  options.binary = run.device_plugin_binary;
+  if (options.binary.empty()) {
+    std::error_code error;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+    if (error)
+      return absl::InternalError(
+          fmt::format("cannot find kmm-loader's own path: {}", error.message()));
+    options.binary = kmm::loader::DefaultDevicePluginBinary(self.string());
+  }
+  options.config_json = config.device_plugin_json;
+  options.extra_args = {"--device-plugin-dir", run.device_plugin_dir, "--log-level",
+                        run.log.level,         "--log-format",        run.log.format};
+  return kmm::loader::DevicePluginProcess::Start(options,
+                                                 [&shutdown] { shutdown.RequestShutdown(); });
 }
 
 // Load, start the device plugin, report ready, wait for SIGTERM/SIGINT, stop the plugin,
 // unload. A loader for another kernel than the running one loads nothing and stays unready
 // instead of crash-looping (DESIGN.md §3).
 int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::ShutdownSignal& shutdown,
-          const std::string& device_plugin_dir) {
+          const RunOptions& run) {
   if (!loader.TargetsRunningKernel()) {
     spdlog::warn("{}", loader.KernelMismatch());
     WriteTerminationMessage(config.termination_message_path, loader.KernelMismatch());
@@ -86,9 +104,8 @@ int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::Shutdown
     return EXIT_SUCCESS;
   }
   if (int code = DoLoad(loader, config); code != EXIT_SUCCESS) return code;
-  // The plugin runs in this process, so it always stops before the modules go.
-  absl::StatusOr<std::unique_ptr<kmm::deviceplugin::DevicePlugin>> plugin =
-      StartDevicePlugin(config, device_plugin_dir);
+  absl::StatusOr<std::unique_ptr<kmm::loader::DevicePluginProcess>> plugin =
+      StartDevicePlugin(config, run, shutdown);
   if (!plugin.ok()) {
     const std::string message =
         fmt::format("device plugin failed to start: {}", plugin.status().message());
@@ -104,7 +121,19 @@ int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::Shutdown
   spdlog::info("ready; waiting for SIGTERM to unload");
   shutdown.Wait();
   if (!config.readiness_file.empty()) std::remove(config.readiness_file.c_str());
-  if (*plugin) (*plugin)->Stop();
+  if (*plugin) {
+    if (std::optional<std::string> how = (*plugin)->UnexpectedExit(); how.has_value()) {
+      const std::string message = fmt::format(
+          "device plugin {}; the modules stay loaded and the restarted loader starts it again",
+          *how);
+      WriteTerminationMessage(config.termination_message_path, message);
+      return EXIT_FAILURE;
+    }
+    // The plugin always stops before the modules go.
+    if (absl::Status stopped = (*plugin)->Stop(); !stopped.ok()) {
+      spdlog::warn("{}", stopped.message());
+    }
+  }
   return DoUnload(loader, config);
 }
 
@@ -127,10 +156,14 @@ int main(int argc, char** argv) {
                  "Seconds to retry unloading a module that is in use (EBUSY)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  std::string device_plugin_dir = "/var/lib/kubelet/device-plugins";
-  app.add_option("--device-plugin-dir", device_plugin_dir,
+  RunOptions run_options;
+  run_options.device_plugin_dir = "/var/lib/kubelet/device-plugins";
+  app.add_option("--device-plugin-dir", run_options.device_plugin_dir,
                  "The kubelet's device-plugin directory (run with a devicePlugin config)")
       ->capture_default_str();
+  app.add_option("--device-plugin-binary", run_options.device_plugin_binary,
+                 "kmm-device-plugin, which run starts for a devicePlugin config "
+                 "[default: the one beside kmm-loader]");
   app.add_option("--host-root", options.host_root,
                  "Where the host's /lib/modules is mounted, for in-tree modules")
       ->capture_default_str();
@@ -183,7 +216,8 @@ int main(int argc, char** argv) {
       spdlog::error("{}", shutdown.status().message());
       return EXIT_FAILURE;
     }
-    return DoRun(loader, *config, **shutdown, device_plugin_dir);
+    run_options.log = log_options;
+    return DoRun(loader, *config, **shutdown, run_options);
   }
   // status
   if (absl::Status live = loader.CheckLive(); !live.ok()) {
