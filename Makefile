@@ -18,7 +18,7 @@ DEB_PACKAGES := \
   libabsl-dev libkmod-dev libudev-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
   libcli11-dev libre2-dev libcurl4-openssl-dev libcpp-httplib-dev libyaml-cpp-dev \
   libgtest-dev libgmock-dev googletest umockdev libumockdev-dev \
-  dpkg-dev autoconf automake libtool libzstd-dev liblzma-dev \
+  dpkg-dev autoconf automake libtool libzstd-dev liblzma-dev zstd xz-utils \
   clang-format clang-tidy openssl kmod cpio busybox-static qemu-system-x86 \
   python3 curl procps \
   linux-image-amd64 linux-headers-amd64

@@ -23,6 +23,14 @@ loaded
 run $L status --config /etc/kmm/b.json
 end load_with_dependency
 
+begin compressed_modules
+config zst '{"moduleName":"kmm_ci_b","dirName":"/opt-compressed"}'
+run $L load --config /etc/kmm/zst.json
+loaded
+run $L unload --config /etc/kmm/zst.json
+loaded
+end compressed_modules
+
 begin idempotent_load
 config a3 '{"moduleName":"kmm_ci_a","parameters":["devices=3"]}'
 run $L load --config /etc/kmm/a3.json

@@ -49,6 +49,16 @@ TEST_F(LoaderOnRealKernel, LoadsModuleWithDependencyAndParameters) {
   EXPECT_TRUE(s.Contains("not ready: kmm_ci_b is not loaded")) << s.Text();
 }
 
+TEST_F(LoaderOnRealKernel, LoadsZstdAndXzCompressedModules) {
+  const Section& s = Normal("compressed_modules");
+  ASSERT_EQ(s.exit_codes, (std::vector<int>{0, 0})) << s.Text();
+  EXPECT_EQ(s.ValueOf("loaded: "), "kmm_ci_a kmm_ci_b ") << s.Text();
+  EXPECT_TRUE(s.Contains("loaded kmm_ci_a from /opt-compressed/lib/modules/")) << s.Text();
+  EXPECT_TRUE(s.Contains("kmm_ci_a.ko.zst")) << s.Text();
+  EXPECT_TRUE(s.Contains("kmm_ci_b.ko.xz")) << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ") << s.Text();
+}
+
 TEST_F(LoaderOnRealKernel, SecondLoadAndSecondUnloadSucceed) {
   const Section& s = Normal("idempotent_load");
   EXPECT_EQ(s.exit_codes, (std::vector<int>{0, 0, 0, 0})) << s.Text();

@@ -12,6 +12,13 @@ head -c 1234 /dev/urandom > "$out/assets/firmware/kmm-ci-a.bin"
 "$here/../modules/make-bad-vermagic.sh" "$modules/kmm_ci_a.ko" \
   "$out/assets/opt-bad/lib/modules/$kver/extra/kmm_ci_a.ko" > "$out/assets/bad-vermagic"
 depmod -b "$out/assets/opt-bad" "$kver" 2>/dev/null
+# A module image of compressed modules, as Ubuntu and others ship them: libkmod (built into
+# the static kmm-loader) decompresses them.
+compressed=$out/assets/opt-compressed/lib/modules/$kver/extra
+mkdir -p "$compressed"
+zstd -q "$modules/kmm_ci_a.ko" -o "$compressed/kmm_ci_a.ko.zst"
+xz -c "$modules/kmm_ci_b.ko" > "$compressed/kmm_ci_b.ko.xz"
+depmod -b "$out/assets/opt-compressed" "$kver" 2>/dev/null
 mkdir -p "$out/assets/image"
 cp "$modules"/kmm_ci_{a,b}.ko "$out/assets/image/"
 
@@ -19,7 +26,8 @@ rc=0
 "$here/../qemu/run-vm" --work "$out/normal" --scenario "$here/loader-scenarios.sh" \
   --bin "$build/bin/kmm-loader" --bin "$build/bin/kmm-device-plugin" --bin "$build/bin/kmm-test-kubelet" \
   --modules-dir "$out/assets/image" \
-  --copy "$out/assets/firmware:/opt/firmware" --copy "$out/assets/opt-bad:/opt-bad" || rc=$?
+  --copy "$out/assets/firmware:/opt/firmware" --copy "$out/assets/opt-bad:/opt-bad" \
+  --copy "$out/assets/opt-compressed:/opt-compressed" || rc=$?
 "$here/../qemu/run-vm" --work "$out/sig-enforce" --scenario "$here/sig-enforce-scenarios.sh" \
   --bin "$build/bin/kmm-loader" --modules-dir "$out/assets/image" \
   --append "module.sig_enforce=1" || rc=$?
