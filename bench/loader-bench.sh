@@ -29,12 +29,29 @@ modprobe -r -d /opt kmm_ci_b 2>/dev/null
 /sbin/modprobe -d /opt kmm_ci_a devices=100
 mkdir -p /var/lib/kubelet/device-plugins
 kmm-test-kubelet --dir /var/lib/kubelet/device-plugins > /tmp/kubelet.log 2>&1 &
+kubelet_pid=$!
 echo '{"ueventSource":"kernel","resources":[{"resourceName":"example.com/kmm-ci-a",
   "match":{"subsystem":"misc","kernel":"kmm-ci-a*"},"health":{"attribute":"health"}}]}' > /tmp/dp.json
 kmm-device-plugin --config /tmp/dp.json --log-level warn &
 plugin=$!
 wait_for_line /tmp/kubelet.log "kmm-ci-a99:Healthy" 60
 sleep 1
-echo "BENCH-RSS devices=$(ls /dev/kmm-ci-a* | wc -l) $(grep -E '^(VmRSS|RssAnon|RssFile):' /proc/$plugin/status | tr -s ' \t' ' ' | tr '\n' ' ')"
+rss() { grep -E '^(VmRSS|RssAnon|RssFile):' "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' '; }
+echo "BENCH-RSS kmm-device-plugin: devices=$(ls /dev/kmm-ci-a* | wc -l) $(rss $plugin)"
 kill -TERM $plugin
 wait $plugin
+kill $kubelet_pid 2>/dev/null; wait $kubelet_pid 2>/dev/null
+/sbin/modprobe -r -d /opt kmm_ci_a
+
+# The same plugin inside `kmm-loader run` (the process is kmm-loader-run), as loader pods run it.
+kmm-test-kubelet --dir /var/lib/kubelet/device-plugins > /tmp/kubelet-run.log 2>&1 &
+kubelet_pid=$!
+echo '{"moduleName":"kmm_ci_a","parameters":["devices=100"],"terminationMessagePath":"",
+  "devicePlugin":'"$(cat /tmp/dp.json)"'}' > /tmp/run.json
+kmm-loader --log-level warn run --config /tmp/run.json &
+run=$!
+wait_for_line /tmp/kubelet-run.log "kmm-ci-a99:Healthy" 60
+sleep 1
+echo "BENCH-RSS kmm-loader run: devices=$(ls /dev/kmm-ci-a* | wc -l) $(rss $run)"
+kill -TERM $run
+wait $run

@@ -112,7 +112,6 @@ absl::StatusOr<LoaderConfig> ParseLoaderConfig(std::string_view json_text,
     if (device_plugin != nullptr) {
       ASSIGN_OR_RETURN(config.device_plugin, deviceplugin::ParseDevicePluginConfig(
                                                  *device_plugin, "config.devicePlugin"));
-      config.device_plugin_json = device_plugin->dump();
     }
     return fields.NoUnknownFields();
   }();

@@ -37,10 +37,8 @@ struct LoaderConfig {
   std::string firmware_host_path = "/lib/firmware";
   std::string readiness_file;  // written once loaded (run mode); empty: none
   std::string termination_message_path = "/dev/termination-log";
-  // The device plugin, started by `run` after loading and stopped before unloading. Validated
-  // here; kmm-device-plugin gets the object as written (device_plugin_json).
+  // The built-in device plugin, started by `run` after loading and stopped before unloading.
   std::optional<deviceplugin::DevicePluginConfig> device_plugin;
-  std::string device_plugin_json;
 };
 
 // Parses and validates a loader config. `source` names the input in errors (a file path).

@@ -1,20 +1,19 @@
 // kmm-loader: the node agent of every loader pod. Parses flags and wires the loader
-// library together; all behaviour lives in loader.h.
+// library together; all behaviour lives in loader.h. Built twice: kmm-loader (static) and
+// kmm-loader-run (which hosts the device plugin; see device_plugin_host.h).
 #include <sys/utsname.h>
 
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
-#include <optional>
 
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/shutdown.h"
 #include "fmt/ranges.h"
 #include "loader/config.h"
+#include "loader/device_plugin_host.h"
 #include "loader/loader.h"
-#include "loader/plugin_process.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -62,41 +61,11 @@ int DoUnload(Loader& loader, const kmm::loader::LoaderConfig& config) {
   return EXIT_SUCCESS;
 }
 
-// How `run` starts kmm-device-plugin, from the command line.
-struct RunOptions {
-  std::string device_plugin_binary;  // empty: kmm-device-plugin beside kmm-loader
-  std::string device_plugin_dir;
-  kmm::LogOptions log;
-};
-
-// Starts the device plugin, if configured: nullptr with an OK status when none. Its exit
-// before Stop() requests shutdown, so `run` ends (leaving the modules loaded) and the
-// kubelet restarts the container.
-absl::StatusOr<std::unique_ptr<kmm::loader::DevicePluginProcess>> StartDevicePlugin(
-    const kmm::loader::LoaderConfig& config, const RunOptions& run, kmm::ShutdownSignal& shutdown) {
-  if (!config.device_plugin.has_value()) return nullptr;
-  kmm::loader::DevicePluginProcessOptions options;
-  options.binary = run.device_plugin_binary;
-  if (options.binary.empty()) {
-    std::error_code error;
-    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
-    if (error)
-      return absl::InternalError(
-          fmt::format("cannot find kmm-loader's own path: {}", error.message()));
-    options.binary = kmm::loader::DefaultDevicePluginBinary(self.string());
-  }
-  options.config_json = config.device_plugin_json;
-  options.extra_args = {"--device-plugin-dir", run.device_plugin_dir, "--log-level",
-                        run.log.level,         "--log-format",        run.log.format};
-  return kmm::loader::DevicePluginProcess::Start(options,
-                                                 [&shutdown] { shutdown.RequestShutdown(); });
-}
-
 // Load, start the device plugin, report ready, wait for SIGTERM/SIGINT, stop the plugin,
 // unload. A loader for another kernel than the running one loads nothing and stays unready
 // instead of crash-looping (DESIGN.md §3).
 int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::ShutdownSignal& shutdown,
-          const RunOptions& run) {
+          const std::string& device_plugin_dir) {
   if (!loader.TargetsRunningKernel()) {
     spdlog::warn("{}", loader.KernelMismatch());
     WriteTerminationMessage(config.termination_message_path, loader.KernelMismatch());
@@ -104,8 +73,9 @@ int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::Shutdown
     return EXIT_SUCCESS;
   }
   if (int code = DoLoad(loader, config); code != EXIT_SUCCESS) return code;
-  absl::StatusOr<std::unique_ptr<kmm::loader::DevicePluginProcess>> plugin =
-      StartDevicePlugin(config, run, shutdown);
+  // The plugin runs in this process, so it always stops before the modules go.
+  absl::StatusOr<std::unique_ptr<kmm::loader::HostedDevicePlugin>> plugin =
+      kmm::loader::StartDevicePlugin(config, device_plugin_dir);
   if (!plugin.ok()) {
     const std::string message =
         fmt::format("device plugin failed to start: {}", plugin.status().message());
@@ -121,19 +91,7 @@ int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::Shutdown
   spdlog::info("ready; waiting for SIGTERM to unload");
   shutdown.Wait();
   if (!config.readiness_file.empty()) std::remove(config.readiness_file.c_str());
-  if (*plugin) {
-    if (std::optional<std::string> how = (*plugin)->UnexpectedExit(); how.has_value()) {
-      const std::string message = fmt::format(
-          "device plugin {}; the modules stay loaded and the restarted loader starts it again",
-          *how);
-      WriteTerminationMessage(config.termination_message_path, message);
-      return EXIT_FAILURE;
-    }
-    // The plugin always stops before the modules go.
-    if (absl::Status stopped = (*plugin)->Stop(); !stopped.ok()) {
-      spdlog::warn("{}", stopped.message());
-    }
-  }
+  if (*plugin) (*plugin)->Stop();
   return DoUnload(loader, config);
 }
 
@@ -156,14 +114,10 @@ int main(int argc, char** argv) {
                  "Seconds to retry unloading a module that is in use (EBUSY)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  RunOptions run_options;
-  run_options.device_plugin_dir = "/var/lib/kubelet/device-plugins";
-  app.add_option("--device-plugin-dir", run_options.device_plugin_dir,
+  std::string device_plugin_dir = "/var/lib/kubelet/device-plugins";
+  app.add_option("--device-plugin-dir", device_plugin_dir,
                  "The kubelet's device-plugin directory (run with a devicePlugin config)")
       ->capture_default_str();
-  app.add_option("--device-plugin-binary", run_options.device_plugin_binary,
-                 "kmm-device-plugin, which run starts for a devicePlugin config "
-                 "[default: the one beside kmm-loader]");
   app.add_option("--host-root", options.host_root,
                  "Where the host's /lib/modules is mounted, for in-tree modules")
       ->capture_default_str();
@@ -210,14 +164,18 @@ int main(int argc, char** argv) {
   if (command == "load") return DoLoad(loader, *config);
   if (command == "unload") return DoUnload(loader, *config);
   if (command == "run") {
+    if (absl::Status host = kmm::loader::EnsureDevicePluginHost(*config, argv); !host.ok()) {
+      spdlog::error("{}", host.message());
+      WriteTerminationMessage(config->termination_message_path, std::string(host.message()));
+      return EXIT_FAILURE;
+    }
     // Only `run` waits for signals; the other subcommands keep the default actions.
     absl::StatusOr<std::unique_ptr<kmm::ShutdownSignal>> shutdown = kmm::ShutdownSignal::Install();
     if (!shutdown.ok()) {
       spdlog::error("{}", shutdown.status().message());
       return EXIT_FAILURE;
     }
-    run_options.log = log_options;
-    return DoRun(loader, *config, **shutdown, run_options);
+    return DoRun(loader, *config, **shutdown, device_plugin_dir);
   }
   // status
   if (absl::Status live = loader.CheckLive(); !live.ok()) {

@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   kmm::AddLogFlags(app, log_options);
   kmm::desired::OperatorSettings settings;
   app.add_option("--loader-image", settings.loader_image,
-                 "Image with kmm-loader, kmm-device-plugin and kmm-copy, run by every loader pod")
+                 "Image with kmm-loader, kmm-loader-run and kmm-copy, run by every loader pod")
       ->capture_default_str();
   app.add_option("--unload-timeout", settings.unload_timeout_seconds,
                  "Seconds a loader retries unloading a busy module")

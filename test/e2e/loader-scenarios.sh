@@ -145,22 +145,3 @@ cat /tmp/kubelet.log
 cat /tmp/dp-run.log
 loaded
 end device_plugin
-
-begin device_plugin_exit
-config dpx '{"moduleName":"kmm_ci_a","readinessFile":"/run/kmm/dpx-ready",
-  "terminationMessagePath":"/run/kmm/dpx.term",
-  "devicePlugin":{"resources":[{"resourceName":"example.com/kmm-ci-a",
-    "match":{"subsystem":"misc","kernel":"kmm-ci-a*"}}]}}'
-mkdir -p /tmp/dpx
-kmm-loader run --config /etc/kmm/dpx.json --device-plugin-dir /tmp/dpx > /tmp/dpx-run.log 2>&1 &
-pid=$!
-wait_for_file /run/kmm/dpx-ready 30 && echo "ready-file: present"
-kill -KILL "$(pidof kmm-device-plugin)"
-wait $pid
-echo "run-exit: $?"
-[ -e /run/kmm/dpx-ready ] || echo "ready-file: removed"
-show /run/kmm/dpx.term
-loaded
-run $L unload --config /etc/kmm/dpx.json
-loaded
-end device_plugin_exit

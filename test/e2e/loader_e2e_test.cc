@@ -152,25 +152,14 @@ TEST_F(LoaderOnRealKernel, DevicePluginAdvertisesRealDevicesAndStopsBeforeUnload
             "KUBELET-LIST kmm-ci-a0:Healthy,kmm-ci-a1:Healthy,kmm-ci-a2:Healthy");
   EXPECT_TRUE(s.Contains("KUBELET-STREAM-END")) << s.Text();
   EXPECT_EQ(s.ValueOf("run-exit: "), "0");
-  // kmm-loader stops its kmm-device-plugin child, then the module goes.
+  // The static kmm-loader hands run to kmm-loader-run, whose process loads, serves the
+  // plugin, stops it, then unloads.
+  EXPECT_TRUE(s.Contains("continuing as /usr/bin/kmm-loader-run, which runs it in-process"))
+      << s.Text();
   const int stopped = s.IndexOf("device plugin stopped");
   ASSERT_GE(stopped, 0) << s.Text();
   EXPECT_LT(stopped, s.IndexOf("unloaded kmm_ci_a")) << s.Text();
   EXPECT_EQ(s.lines.back(), "loaded: ");
-}
-
-TEST_F(LoaderOnRealKernel, DevicePluginExitEndsRunAndLeavesTheModulesLoaded) {
-  const Section& s = Normal("device_plugin_exit");
-  EXPECT_TRUE(s.Contains("ready-file: present")) << s.Text();
-  // The container restarts; the next loader finds the module live and starts the plugin.
-  EXPECT_EQ(s.ValueOf("run-exit: "), "1") << s.Text();
-  EXPECT_TRUE(s.Contains("ready-file: removed")) << s.Text();
-  EXPECT_TRUE(
-      s.Contains("/run/kmm/dpx.term=device plugin was killed by SIGKILL; the modules "
-                 "stay loaded"))
-      << s.Text();
-  EXPECT_EQ(s.ValueOf("loaded: "), "kmm_ci_a ") << s.Text();
-  EXPECT_EQ(s.lines.back(), "loaded: ") << "the next unload still works";
 }
 
 TEST_F(LoaderOnRealKernel, UnsignedModuleRefusedWhenSignaturesAreEnforced) {

@@ -24,7 +24,7 @@ cp "$modules"/kmm_ci_{a,b}.ko "$out/assets/image/"
 
 rc=0
 "$here/../qemu/run-vm" --work "$out/normal" --scenario "$here/loader-scenarios.sh" \
-  --bin "$build/bin/kmm-loader" --bin "$build/bin/kmm-device-plugin" --bin "$build/bin/kmm-test-kubelet" \
+  --bin "$build/bin/kmm-loader" --bin "$build/bin/kmm-loader-run" --bin "$build/bin/kmm-test-kubelet" \
   --modules-dir "$out/assets/image" \
   --copy "$out/assets/firmware:/opt/firmware" --copy "$out/assets/opt-bad:/opt-bad" \
   --copy "$out/assets/opt-compressed:/opt-compressed" || rc=$?
