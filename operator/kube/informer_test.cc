@@ -127,9 +127,8 @@ TEST(InformerTest, RelistsAfterGoneAndReportsWhatChangedMeanwhile) {
   // The watch says our version is too old; meanwhile a changed, b went, c came.
   client.AddWatch(
       {{{WatchEvent::Type::kError, {{"kind", "Status"}, {"code", 410}, {"reason", "Expired"}}}}});
-  RunningInformer running(client, NodeOptions());
-  running.informer.AddEventHandler(&running.handler);  // (second registration: counts twice)
-  // Change the store after the first list, before the relist: do it from the handler.
+  // Change the store after the first list, before the relist: do it from the handler. It is
+  // declared before `running`, so it outlives the informer thread that calls it.
   FunctionEventHandler mutate;
   bool mutated = false;
   mutate.on_add = [&](const ObjectPtr& object) {
@@ -139,6 +138,8 @@ TEST(InformerTest, RelistsAfterGoneAndReportsWhatChangedMeanwhile) {
     client.Delete(resources::kNodes, "", "b", {}).IgnoreError();
     client.Put(resources::kNodes, Node("c"));
   };
+  RunningInformer running(client, NodeOptions());
+  running.informer.AddEventHandler(&running.handler);  // (second registration: counts twice)
   running.informer.AddEventHandler(&mutate);
   running.Start();
   ASSERT_TRUE(running.handler.WaitForCalls(10));
