@@ -24,7 +24,7 @@ DEB_PACKAGES := \
   umoci skopeo docker-registry qemu-utils mmdebstrap dropbear-bin containernetworking-plugins \
   linux-image-amd64 linux-headers-amd64
 
-.PHONY: deps build test test-asan test-tsan bench demo fmt lint clean
+.PHONY: deps build images test test-asan test-tsan bench demo fmt lint clean
 
 # Idempotent: does nothing when every package is already installed.
 deps:
@@ -45,6 +45,10 @@ $(BUILD_DIR)/build.ninja:
 
 build: $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# The container images, as OCI image layouts in $(BUILD_DIR)/images/ (images/README.md).
+images: build
+	images/build-images $(BUILD_DIR) $(BUILD_DIR)/images
 
 test: deps
 	$(MAKE) build
