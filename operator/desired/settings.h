@@ -5,11 +5,15 @@
 #include <cstdint>
 #include <string>
 
+#include "common/version.h"
+
 namespace kmm::desired {
 
 struct OperatorSettings {
-  // The image with kmm-loader and kmm-copy (--loader-image).
-  std::string loader_image = "kmm-loader:latest";
+  // The image with kmm-loader and kmm-copy (--loader-image). By default the one built with
+  // this operator (`make images` tags v<version>), never a moving tag such as `latest`: a node
+  // that pulls later must get the same loader.
+  std::string loader_image = std::string("kmm-loader:v") + kVersion;
   std::string loader_image_pull_policy = "IfNotPresent";
   // The kubelet's device-plugin directory on the nodes.
   std::string device_plugin_dir = "/var/lib/kubelet/device-plugins";
