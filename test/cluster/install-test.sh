@@ -102,7 +102,27 @@ wait_for 60 "the operator pod to go" bash -c \
   "! kubectl get pods -n $system -l app.kubernetes.io/name=kmm-operator -o name | grep -q ."
 echo "ok: dry run, apply, pod admitted under restricted"
 
-# 3. What the ServiceAccount may do: each verb the operator uses, and nothing around it.
+# 3. What the ServiceAccount may do: exactly the rules of manifests/rbac on top of what every
+# ServiceAccount may (discovery, self reviews), each verb the operator uses, nothing around it.
+rules() {  # rules USER NAMESPACE: what USER may do there, one normalized line per rule
+  kubectl auth can-i --list --as "$1" -n "$2" | tail -n +2 | tr -s ' ' | sed 's/ $//' | sort
+}
+own_rules() {  # own_rules NAMESPACE: the operator's rules beyond an unbound ServiceAccount's
+  comm -23 <(rules "$sa" "$1") <(rules "system:serviceaccount:$system:nobody" "$1")
+}
+cluster_rules='daemonsets.apps [] [] [list watch create patch delete]
+events [] [] [create patch]
+modules.kmm.sigs.x-k8s.io [] [] [list watch patch]
+modules.kmm.sigs.x-k8s.io/finalizers [] [] [update]
+modules.kmm.sigs.x-k8s.io/status [] [] [patch]
+nodes [] [] [list watch patch]
+pods [] [] [list watch delete]'
+lease_rules='leases.coordination.k8s.io [] [] [create]
+leases.coordination.k8s.io [] [kmm-operator.kmm.sigs.x-k8s.io] [get update]'
+[[ $(own_rules "$ns") == "$cluster_rules" ]] ||
+  fail "the operator's rules in $ns are not the expected ones:"$'\n'"$(own_rules "$ns")"
+[[ $(own_rules "$system") == "$(sort <<< "$cluster_rules"$'\n'"$lease_rules")" ]] ||
+  fail "the operator's rules in $system are not the expected ones:"$'\n'"$(own_rules "$system")"
 can() {  # can yes|no VERB RESOURCE [kubectl auth can-i flags]
   local want=$1; shift
   local got; got=$(kubectl auth can-i --as "$sa" "$@" 2>/dev/null || true)
@@ -159,7 +179,7 @@ server=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.s
 kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' |
   base64 -d > "$work/ca.crt"
 token=$(kubectl create token kmm-operator -n "$system" --duration 1h)
-export KUBECONFIG_SA=$work/operator.kubeconfig
+KUBECONFIG_SA=$work/operator.kubeconfig
 kubectl config --kubeconfig "$KUBECONFIG_SA" set-cluster kmm --server "$server" \
   --certificate-authority "$work/ca.crt" --embed-certs >/dev/null
 kubectl config --kubeconfig "$KUBECONFIG_SA" set-credentials kmm-operator --token "$token" >/dev/null
