@@ -168,11 +168,17 @@ class LibkmodBackend final : public KmodBackend {
   int Users(std::string_view name) override {
     absl::StatusOr<ModulePtr> module = FromName(name);
     if (!module.ok()) return 0;
+    return std::max(kmod_module_get_refcnt(module->get()), Holders(name));
+  }
+
+  int Holders(std::string_view name) override {
+    absl::StatusOr<ModulePtr> module = FromName(name);
+    if (!module.ok()) return 0;
     ModuleListPtr holders(kmod_module_get_holders(module->get()));
     int count = 0;
     kmod_list* entry;
     kmod_list_foreach(entry, holders.get()) { ++count; }
-    return std::max(kmod_module_get_refcnt(module->get()), count);
+    return count;
   }
 
  private:

@@ -50,6 +50,9 @@ class KmodBackend {
 
   // How many users (references and holders) a loaded module has; 0 when unused.
   virtual int Users(std::string_view name) = 0;
+
+  // How many loaded modules use `name` (its holders); a shared dependency has more than one.
+  virtual int Holders(std::string_view name) = 0;
 };
 
 // The libkmod backend. `image_root` is the module image's root (dirName, e.g. "/opt"),

@@ -155,15 +155,29 @@ absl::Status Loader::RemoveRetryingWhileBusy(KmodBackend& kmod, const std::strin
   }
 }
 
+bool Loader::FromModuleImage(KmodBackend& kmod, const std::string& name) {
+  absl::StatusOr<std::vector<ModuleFile>> files = kmod.Resolve(name);
+  if (!files.ok()) return false;
+  for (const ModuleFile& file : *files) {
+    if (file.name == name) return !file.from_host;
+  }
+  return false;
+}
+
 absl::Status Loader::RemoveWithUnusedDependencies(KmodBackend& kmod, const std::string& name,
                                                   absl::Time deadline,
                                                   std::set<std::string>& removed) {
   const std::vector<std::string> dependencies = kmod.LoadedDependencies(name);
   RETURN_IF_ERROR(RemoveRetryingWhileBusy(kmod, name, deadline));
   removed.insert(name);
-  // As modprobe -r: dependencies go too, unless something else still uses them.
   for (const std::string& dependency : dependencies) {
-    if (kmod.State(dependency) != ModuleState::kLive || kmod.Users(dependency) > 0) continue;
+    if (kmod.State(dependency) != ModuleState::kLive) continue;
+    // Another loaded module still needs it (a shared dependency): it stays, as with modprobe -r.
+    if (kmod.Holders(dependency) > 0) continue;
+    // A dependency the module image carries was loaded for this Module, so the unload is not
+    // done until it is gone too: it is retried while a process holds it (an open device), like
+    // the module itself. An in-tree one from the host goes only if unused, as with modprobe -r.
+    if (!FromModuleImage(kmod, dependency) && kmod.Users(dependency) > 0) continue;
     RETURN_IF_ERROR(RemoveWithUnusedDependencies(kmod, dependency, deadline, removed));
   }
   return absl::OkStatus();

@@ -48,7 +48,8 @@ class Loader {
   // Does the whole load; returns the modules now live, dependencies included, in load order.
   absl::StatusOr<std::vector<std::string>> Load();
 
-  // Unloads the configured modules and their unused dependencies, then removes firmware.
+  // Unloads the configured modules and the dependencies the module image carries (retrying
+  // each while busy), then in-tree dependencies nothing else uses, then removes firmware.
   absl::Status Unload();
 
   // OK iff every configured module is live; otherwise names the first one that is not.
@@ -57,12 +58,14 @@ class Loader {
  private:
   absl::StatusOr<KmodBackend*> Backend(const std::string& root, const std::string& kernel);
   absl::Status RemoveInTreeModules();
-  // Removes `name`, then its dependencies nobody else uses; adds what it removed to
-  // `removed`.
+  // Removes `name`, then its dependencies no other module needs (those from the host's tree
+  // only if unused); adds what it removed to `removed`.
   absl::Status RemoveWithUnusedDependencies(KmodBackend& kmod, const std::string& name,
                                             absl::Time deadline, std::set<std::string>& removed);
   absl::Status RemoveRetryingWhileBusy(KmodBackend& kmod, const std::string& name,
                                        absl::Time deadline);
+  // Whether `name` resolves to the module image's tree (not the host's).
+  static bool FromModuleImage(KmodBackend& kmod, const std::string& name);
   std::string FirmwareSource() const;
 
   LoaderConfig config_;

@@ -72,8 +72,9 @@ class FakeBackend final : public KmodBackend {
     }
     return out;
   }
-  int Users(std::string_view name) override {
-    int count = k_.users[std::string(name)];
+  int Users(std::string_view name) override { return k_.users[std::string(name)] + Holders(name); }
+  int Holders(std::string_view name) override {
+    int count = 0;
     for (const auto& [other, module] : k_.tree) {
       if (!k_.loaded.contains(other)) continue;
       for (const std::string& dep : module.depends) count += dep == name ? 1 : 0;
@@ -200,12 +201,43 @@ TEST_F(LoaderTest, UnloadRemovesUnusedDependenciesToo) {
   EXPECT_TRUE(kernel_.loaded.empty());
 }
 
-TEST_F(LoaderTest, UnloadKeepsDependenciesOthersUse) {
+TEST_F(LoaderTest, UnloadWaitsForADependencyOfTheModuleImageThatAProcessHolds) {
   kernel_.loaded = {"kmm_ci_a", "kmm_ci_b"};
-  kernel_.users["kmm_ci_a"] = 1;  // e.g. a process holds /dev/kmm-ci-a0 open
+  kernel_.users["kmm_ci_a"] = 1;  // a process holds /dev/kmm-ci-a0 open
+  kernel_.busy_removals["kmm_ci_a"] = 1000;
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_b"})");
+  const absl::Status status = loader->Unload();
+  EXPECT_EQ(ErrnoOf(status), EBUSY)
+      << "kmm loaded kmm_ci_a from the image: not done while it stays";
+  EXPECT_NE(status.message().find("kmm_ci_a is still in use"), std::string::npos) << status;
+  EXPECT_EQ(kernel_.loaded, std::set<std::string>{"kmm_ci_a"});
+}
+
+TEST_F(LoaderTest, UnloadFinishesOnceTheDependencyIsReleased) {
+  kernel_.loaded = {"kmm_ci_a", "kmm_ci_b"};
+  kernel_.users["kmm_ci_a"] = 1;
+  kernel_.busy_removals["kmm_ci_a"] = 2;  // the process closes the device after two tries
   auto loader = MakeLoader(R"({"moduleName":"kmm_ci_b"})");
   ASSERT_TRUE(loader->Unload().ok());
-  EXPECT_EQ(kernel_.loaded, std::set<std::string>{"kmm_ci_a"});
+  EXPECT_TRUE(kernel_.loaded.empty());
+}
+
+TEST_F(LoaderTest, UnloadKeepsADependencyAnotherModuleNeeds) {
+  kernel_.tree["kmm_ci_c"] = {{"kmm_ci_a"}};  // another Module's module, sharing kmm_ci_a
+  kernel_.loaded = {"kmm_ci_a", "kmm_ci_b", "kmm_ci_c"};
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_b"})");
+  ASSERT_TRUE(loader->Unload().ok());
+  EXPECT_EQ(kernel_.loaded, (std::set<std::string>{"kmm_ci_a", "kmm_ci_c"}));
+}
+
+TEST_F(LoaderTest, UnloadKeepsAnInTreeDependencyOthersUse) {
+  kernel_.tree["kmm_ci_d"] = {{"dummy"}};  // "dummy" comes from the host's tree
+  kernel_.loaded = {"dummy", "kmm_ci_d"};
+  kernel_.users["dummy"] = 1;
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_d"})");
+  ASSERT_TRUE(loader->Unload().ok());
+  EXPECT_EQ(kernel_.loaded, std::set<std::string>{"dummy"});
+  EXPECT_EQ(std::count(kernel_.calls.begin(), kernel_.calls.end(), "remove dummy"), 0);
 }
 
 TEST_F(LoaderTest, UnloadRetriesWhileBusyThenSucceeds) {
