@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# The whole flow on a real node (ctest label `node`): kmm installed with `kubectl apply -k`
+# from images in the cluster's registry, the operator running as a pod on the qemu node, a
+# Module for kmm_ci_b (which needs kmm_ci_a) with the built-in device plugin, and a pod that
+# uses one of its devices. Every step checks what a user would look at: kubectl's output and
+# the node's /proc/modules.
+#
+#   flow-test.sh BUILD_DIR     (with the cluster and node up: kmm-test-cluster up --node)
+#
+# Timings for the benchmark go to BUILD_DIR/node-flow/timings (seconds).
+set -euo pipefail
+build=$(cd "$1" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+eval "$("$repo/test/cluster/kmm-test-cluster" env)"
+out=$build/node-flow
+rm -rf "$out" && mkdir -p "$out"
+ns=kmm-flow
+module=kmm-ci
+resource=example.com/kmm-ci-a
+node=${KMM_NODE_NAME:-kmm-node-1}
+ready_label=kmm.node.kubernetes.io/$ns.$module.ready
+
+step() { printf '\n=== %s\n' "$*"; }
+pass() { echo "ok: $*"; }
+fail() {
+  echo "FAIL: $*" >&2
+  echo "--- Module status:" >&2
+  kubectl -n "$ns" get module "$module" -o jsonpath='{.status}' >&2 2>/dev/null || true
+  echo >&2
+  echo "--- pods:" >&2
+  kubectl get pods -A -o wide >&2 || true
+  echo "--- operator log (last 30 lines):" >&2
+  kubectl -n kmm-system logs deploy/kmm-operator --tail 30 >&2 || true
+  exit 1
+}
+on_node() { "$here/kmm-node" ssh "$@"; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds, or fails the test.
+wait_for() {
+  local timeout=$1 what=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
+    sleep 1
+  done
+}
+
+loaded_modules() { on_node "grep -o '^kmm_ci_[ab] ' /proc/modules | sort | tr -d ' ' | tr '\n' ' '"; }
+device_count() { on_node 'ls /dev/kmm-ci-a* 2>/dev/null | wc -l'; }
+# The resource's count in a section ("Capacity" or "Allocatable") of `kubectl describe node`.
+described() {
+  kubectl describe node "$node" \
+    | awk -v section="$1:" -v key="$resource:" '
+        /^[A-Z]/ { in_section = ($1 == section) }
+        in_section && $1 == key { print $2 }'
+}
+capacity_is() { [[ $(described Capacity) == "$1" && $(described Allocatable) == "$2" ]]; }
+has_ready_label() { kubectl get node "$node" -o jsonpath='{.metadata.labels}' | grep -q "\"$ready_label\""; }
+loader_pod() { kubectl -n "$ns" get pods -l kmm.sigs.x-k8s.io/module=$module,kmm.sigs.x-k8s.io/component=loader -o name; }
+loader_log() { kubectl -n "$ns" logs "$(loader_pod)" -c loader; }
+registrations() { loader_log | grep -c "registered $resource with the kubelet" || true; }
+
+kver=$(kubectl get node "$node" -o jsonpath='{.status.nodeInfo.kernelVersion}')
+[[ -n $kver ]] || fail "node $node has no kernel version"
+version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
+
+step "Images: build, push to the cluster's registry ($KMM_REGISTRY)"
+"$repo/images/build-images" "$build" "$build/images" > "$out/images.txt"
+"$repo/images/push-images" "$build/images" "$KMM_REGISTRY"
+
+step "Install kmm with kubectl apply -k (an overlay of manifests/ for this registry)"
+"$repo/manifests/overlay-for" "$KMM_REGISTRY" "v$version" "$out/install" > /dev/null
+kubectl apply -k "$out/install"
+kubectl -n kmm-system rollout status deploy/kmm-operator --timeout 240s \
+  || fail "the operator Deployment did not become available"
+operator_node=$(kubectl -n kmm-system get pods -l app.kubernetes.io/name=kmm-operator \
+  -o jsonpath='{.items[0].spec.nodeName}')
+[[ $operator_node == "$node" ]] || fail "the operator runs on '$operator_node', not on $node"
+pass "the operator runs as a pod on $node"
+
+step "1. A Module for kmm_ci_b with the built-in device plugin, selecting nodes by kernel $kver"
+kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
+cat > "$out/module.yaml" <<YAML
+apiVersion: kmm.sigs.x-k8s.io/v1beta1
+kind: Module
+metadata:
+  name: $module
+  namespace: $ns
+spec:
+  selector:
+    kmm.node.kubernetes.io/kernel-version.full: "$kver"
+  moduleLoader:
+    container:
+      modprobe:
+        moduleName: kmm_ci_b
+        firmwarePath: /firmware
+      kernelMappings:
+      - regexp: '^.+-amd64$'
+        containerImage: $KMM_REGISTRY/kmm-ci-modules:\${KERNEL_FULL_VERSION}
+  devicePlugin:
+    builtin:
+      resources:
+      - resourceName: $resource
+        match: {subsystem: misc, kernel: "kmm-ci-a*"}
+        health: {attribute: health, healthyValue: "1"}
+YAML
+applied=$SECONDS
+kubectl apply -f "$out/module.yaml"
+has_daemonset() { [[ -n $(kubectl -n "$ns" get ds -l kmm.sigs.x-k8s.io/module=$module -o name) ]]; }
+wait_for 60 "the loader DaemonSet" has_daemonset
+daemonsets=$(kubectl -n "$ns" get ds -l kmm.sigs.x-k8s.io/module=$module \
+  -o jsonpath='{range .items[*]}{.spec.template.spec.nodeSelector.kmm\.node\.kubernetes\.io/kernel-version\.full}{"\n"}{end}')
+[[ $daemonsets == "$kver" ]] || fail "expected one loader DaemonSet for $kver, got: $daemonsets"
+kubectl -n "$ns" get ds -o wide
+pass "one loader DaemonSet, for kernel $kver"
+wait_for 180 "the loader pod to be Ready" kubectl -n "$ns" wait --for condition=Ready \
+  pods -l kmm.sigs.x-k8s.io/module=$module --timeout 5s
+[[ $(loaded_modules) == "kmm_ci_a kmm_ci_b " ]] || fail "/proc/modules shows '$(loaded_modules)'"
+pass "the node's /proc/modules lists kmm_ci_a and kmm_ci_b"
+wait_for 60 "the node label $ready_label" has_ready_label
+pass "the node has the label $ready_label"
+devices=$(device_count)
+((devices > 0)) || fail "no /dev/kmm-ci-a* on the node"
+wait_for 60 "$resource: $devices in Capacity and Allocatable" capacity_is "$devices" "$devices"
+echo "$((SECONDS - applied))" > "$out/apply-to-capacity-seconds"
+kubectl describe node "$node" | sed -n '/^Capacity:/,/^System Info:/p' | grep -E "Capacity|Allocatable|$resource"
+pass "kubectl describe node: $resource: $devices (the node has $devices /dev/kmm-ci-a* devices), $(cat "$out/apply-to-capacity-seconds")s after the Module was applied"
+wait_for 60 "kubectl get modules to show 1 loaded" \
+  bash -c "kubectl -n $ns get modules $module --no-headers | awk '{ exit !(\$4 == 1) }'"
+kubectl -n "$ns" get modules
+pass "kubectl get modules: $module loaded on 1 of 1 nodes"
+
+step "2. A pod requesting one $resource gets exactly that device"
+consumer_pod() {
+  cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: consumer
+  namespace: $ns
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: consumer
+    image: $KMM_REGISTRY/kmm-consumer:v$version
+    resources:
+      limits: {$resource: 1}
+YAML
+}
+consumer_pod | kubectl apply -f -
+wait_for 120 "the consumer pod to be Ready" kubectl -n "$ns" wait --for condition=Ready pod/consumer --timeout 5s
+kubectl -n "$ns" logs consumer | tee "$out/consumer.log"
+# The device the kubelet allocated, from its checkpoint on the node.
+allocated=$(on_node cat /var/lib/kubelet/device-plugins/kubelet_internal_checkpoint | python3 -c '
+import json, sys
+entries = json.load(sys.stdin)["Data"]["PodDeviceEntries"]
+ids = [i for e in entries if e["ContainerName"] == "consumer" for l in e["DeviceIDs"].values() for i in l]
+print(" ".join(ids))')
+[[ $allocated == kmm-ci-a* && $allocated != *" "* ]] || fail "the kubelet allocated '$allocated', expected one device"
+seen=$(sed -n 's/^kmm-consumer: sees //p' "$out/consumer.log" | tr '\n' ' ')
+[[ $seen == "/dev/$allocated " ]] || fail "the container sees '$seen', expected exactly /dev/$allocated"
+grep -q "^kmm-consumer: opened /dev/$allocated: kmm-ci-a" "$out/consumer.log" \
+  || fail "the consumer did not open and read /dev/$allocated"
+pass "the container sees only /dev/$allocated, the device the kubelet allocated, and read from it"
+
+step "3. A device turns unhealthy, then healthy again"
+free_device=$(on_node "ls /dev/kmm-ci-a*" | sed 's|/dev/||' | grep -v -x "$allocated" | head -n 1)
+if [[ -z $free_device ]]; then free_device=$allocated; fi
+on_node "echo 0 > /sys/class/misc/$free_device/health"
+wait_for 60 "Allocatable to drop to $((devices - 1))" capacity_is "$devices" "$((devices - 1))"
+pass "$free_device unhealthy: Capacity $devices, Allocatable $((devices - 1))"
+on_node "echo 1 > /sys/class/misc/$free_device/health"
+wait_for 60 "Allocatable to return to $devices" capacity_is "$devices" "$devices"
+pass "$free_device healthy again: Allocatable $devices"
+
+step "4a. The kubelet restarts: the plugin registers again"
+before=$(registrations)
+on_node kmm-node-kubelet restart
+registered_again() { (($(registrations) > before)); }
+wait_for 120 "the plugin to register with the new kubelet" registered_again
+wait_for 60 "$resource: $devices again" capacity_is "$devices" "$devices"
+pass "registered again ($(registrations) registrations in the loader's log); capacity $devices"
+
+step "4b. The node reboots into the same kernel"
+# A pod that uses a device may be refused at the node's restart if the plugin is not back yet
+# (the kubelet's UnexpectedAdmissionError); the consumer is started afresh afterwards.
+kubectl -n "$ns" delete pod consumer --wait=true
+"$here/kmm-node" reboot
+wait_for 240 "the loader pod to be Ready after the reboot" kubectl -n "$ns" wait --for condition=Ready \
+  pods -l kmm.sigs.x-k8s.io/module=$module --timeout 5s
+[[ $(loaded_modules) == "kmm_ci_a kmm_ci_b " ]] || fail "after the reboot /proc/modules shows '$(loaded_modules)'"
+pass "after the reboot, /proc/modules lists kmm_ci_a and kmm_ci_b again"
+wait_for 120 "$resource: $devices after the reboot" capacity_is "$devices" "$devices"
+pass "capacity $devices after the reboot"
+
+step "5. The Module is deleted while a pod holds the device open"
+consumer_pod | kubectl apply -f -
+wait_for 120 "the consumer pod to be Ready" kubectl -n "$ns" wait --for condition=Ready pod/consumer --timeout 5s
+kubectl -n "$ns" delete module "$module" --wait=false
+node_status() {
+  kubectl -n "$ns" get module "$module" \
+    -o jsonpath="{range .status.nodes[?(@.node==\"$node\")]}{.reason}: {.message}{end}"
+}
+wait_for 180 "the Module's status to name $node as blocked" \
+  bash -c "kubectl -n $ns get module $module -o jsonpath='{.status.nodes}' | grep -q UnloadBlocked"
+echo "status.nodes: $(node_status)"
+[[ $(node_status) == *"in use"* ]] || fail "the status does not give the loader's reason: $(node_status)"
+[[ $(loaded_modules) == "kmm_ci_a kmm_ci_b " ]] || fail "/proc/modules shows '$(loaded_modules)' while the device is open"
+kubectl -n "$ns" get module "$module" -o jsonpath='{.metadata.finalizers}' | grep -q kmm \
+  || fail "the Module's finalizer is gone while the module is still loaded"
+pass "the module stays loaded, the status names $node with the loader's reason, the finalizer holds"
+kubectl -n "$ns" delete pod consumer --wait=true
+wait_for 300 "the Module to be gone" bash -c "! kubectl -n $ns get module $module"
+[[ -z $(loaded_modules) ]] || fail "the Module is gone but /proc/modules shows '$(loaded_modules)'"
+has_ready_label && fail "the node still has $ready_label"
+has_daemonset && fail "a loader DaemonSet remains"
+pass "consumer gone: modules unloaded, label and DaemonSet gone, finalizer removed"
+
+kubectl delete namespace "$ns" --wait=false
+echo
+echo "node flow: every step passed"
