@@ -43,10 +43,12 @@ std::string ModuleIndexOf(const nlohmann::json& object) {
 }
 
 // What the reconciler reads of 5,000 loader pods, and nothing else: the labels that tie a
-// pod to its Module and kernel, our template hash, the node, the Ready condition, why a
-// container waits and the loader's termination messages.
+// pod to its Module and kernel, our template hash, the finalizers (the unload confirmation),
+// the node, the phase, the Ready condition, why a container waits and the loader's exit codes
+// and termination messages.
 nlohmann::json TrimPod(nlohmann::json pod) {
-  nlohmann::json trimmed = kube::KeepFields(pod, {"/spec/nodeName"});
+  nlohmann::json trimmed =
+      kube::KeepFields(pod, {"/spec/nodeName", "/metadata/finalizers", "/status/phase"});
   for (std::string_view label :
        {desired::kModuleNameLabel, desired::kComponentLabel, desired::kKernelHashLabel}) {
     const nlohmann::json& value = kube::FieldAt(pod, {"metadata", "labels", label});
@@ -78,9 +80,14 @@ nlohmann::json TrimPod(nlohmann::json pod) {
           if (waiting.contains(key)) kept_waiting[key] = waiting[key];
         }
       }
+      if (status.contains("name")) entry["name"] = status["name"];
       for (const char* state : {"state", "lastState"}) {
-        const nlohmann::json& message = kube::FieldAt(status, {state, "terminated", "message"});
-        if (!message.is_null()) entry[state]["terminated"]["message"] = message;
+        const nlohmann::json& terminated = kube::FieldAt(status, {state, "terminated"});
+        if (!terminated.is_object()) continue;
+        nlohmann::json& kept_terminated = entry[state]["terminated"] = nlohmann::json::object();
+        for (const char* key : {"exitCode", "message"}) {
+          if (terminated.contains(key)) kept_terminated[key] = terminated[key];
+        }
       }
       kept.push_back(std::move(entry));
     }

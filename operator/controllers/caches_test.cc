@@ -21,6 +21,7 @@ json LoaderPod() {
                  "pod-template-generation": "1"},
       "annotations": {"kmm.sigs.x-k8s.io/template-hash": "t1", "other": "dropped"},
       "ownerReferences": [{"kind": "DaemonSet", "name": "m-loader-abc"}],
+      "finalizers": ["kmm.sigs.x-k8s.io/unload-confirmed"],
       "managedFields": [{"manager": "kube-controller-manager"}]
     },
     "spec": {"nodeName": "n1", "containers": [{"name": "loader", "image": "kmm-loader"}]},
@@ -45,15 +46,18 @@ TEST(CachesTest, TrimPodKeepsWhatTheReconcilerReadsAndNothingElse) {
       "name": "m-loader-abc-x1", "namespace": "ns", "resourceVersion": "7",
       "labels": {"kmm.sigs.x-k8s.io/module": "m", "kmm.sigs.x-k8s.io/component": "loader",
                  "kmm.sigs.x-k8s.io/kernel-hash": "abc"},
-      "annotations": {"kmm.sigs.x-k8s.io/template-hash": "t1"}
+      "annotations": {"kmm.sigs.x-k8s.io/template-hash": "t1"},
+      "finalizers": ["kmm.sigs.x-k8s.io/unload-confirmed"]
     },
     "spec": {"nodeName": "n1"},
     "status": {
+      "phase": "Running",
       "conditions": [{"type": "Ready", "status": "False"}],
-      "initContainerStatuses": [{}],
+      "initContainerStatuses": [{"name": "copy", "state": {"terminated": {"exitCode": 0}}}],
       "containerStatuses": [{
+        "name": "loader",
         "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
-        "lastState": {"terminated": {"message": "module in use"}}}]
+        "lastState": {"terminated": {"exitCode": 1, "message": "module in use"}}}]
     }
   })");
   EXPECT_EQ(trimmed, expected) << trimmed.dump(2);

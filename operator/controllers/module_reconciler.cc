@@ -12,6 +12,7 @@
 #include "operator/desired/labels.h"
 #include "operator/desired/loader_daemonset.h"
 #include "operator/desired/node_selection.h"
+#include "operator/desired/unload_pod.h"
 #include "operator/kube/api_error.h"
 #include "operator/kube/field_filter.h"
 #include "operator/kube/leader_election.h"
@@ -97,6 +98,34 @@ std::string TerminationMessage(const json& pod) {
     }
   }
   return "";
+}
+
+bool HasFinalizer(const json& object, std::string_view finalizer) {
+  const json& finalizers = kube::FieldAt(object, {"metadata", "finalizers"});
+  if (!finalizers.is_array()) return false;
+  for (const json& each : finalizers) {
+    if (each.is_string() && each.get_ref<const std::string&>() == finalizer) return true;
+  }
+  return false;
+}
+
+std::string PodPhase(const json& pod) {
+  const json& phase = kube::FieldAt(pod, {"status", "phase"});
+  return phase.is_string() ? phase.get<std::string>() : "";
+}
+
+// How a terminating loader pod's loader container ended: its exit code, or nullopt while it
+// runs. A pod that finished without its loader ever running loaded nothing: exit code 0.
+std::optional<int> LoaderExitCode(const json& pod) {
+  for (const json& container :
+       pod.value("status", json::object()).value("containerStatuses", json::array())) {
+    if (container.value("name", "") != "loader") continue;
+    const json& terminated = kube::FieldAt(container, {"state", "terminated"});
+    if (terminated.is_object()) return terminated.value("exitCode", -1);
+  }
+  const std::string phase = PodPhase(pod);
+  if (phase == "Succeeded" || phase == "Failed") return 0;
+  return std::nullopt;
 }
 
 json Condition(std::string type, bool status, std::string reason, std::string message,
@@ -291,13 +320,12 @@ absl::StatusOr<kube::Result> ModuleReconciler::Finalize(const api::Module& modul
   }
   std::vector<ObjectPtr> pods = Owned(caches_.pods, ns, name, desired::kLoaderComponent);
   if (!pods.empty()) {
-    json problems = json::array();
-    for (const ObjectPtr& pod : pods) {
-      std::string message = TerminationMessage(*pod);
-      problems.push_back(
-          {{"node", NodeOf(*pod)},
-           {"reason", "Unloading"},
-           {"message", message.empty() ? "the loader is unloading the modules" : message}});
+    ASSIGN_OR_RETURN(json problems, ConfirmUnloads(module, object, pods));
+    for (const ObjectPtr& pod : pods) {  // not yet told to stop (their DaemonSet is going)
+      if (Terminating(*pod)) continue;
+      problems.push_back({{"node", NodeOf(*pod)},
+                          {"reason", "Unloading"},
+                          {"message", "the loader pod is being stopped"}});
     }
     const int64_t generation = module.metadata.generation;
     RETURN_IF_ERROR(WriteStatus(
@@ -419,22 +447,15 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
   bool in_transition = false;
   json problems = json::array();
   std::set<std::string> degraded_reasons;
+  ASSIGN_OR_RETURN(json unloads, ConfirmUnloads(module, *object, loader_pods));
+  for (json& unload : unloads) {
+    in_transition = true;
+    if (unload["reason"] == "UnloadBlocked") degraded_reasons.insert("UnloadBlocked");
+    problems.push_back(std::move(unload));
+  }
   for (const ObjectPtr& pod : loader_pods) {
     const std::string node = NodeOf(*pod);
-    if (Terminating(*pod)) {
-      in_transition = true;
-      std::string message = TerminationMessage(*pod);
-      // Past the loader's unload deadline (or with its error already written), the module is
-      // in use and will stay loaded: say so, with the loader's own message.
-      const bool blocked = !message.empty() ||
-                           TerminatingFor(*pod) > absl::Seconds(settings_.unload_timeout_seconds);
-      if (blocked) degraded_reasons.insert("UnloadBlocked");
-      problems.push_back(
-          {{"node", node},
-           {"reason", blocked ? "UnloadBlocked" : "Unloading"},
-           {"message", message.empty() ? "the loader is unloading the modules" : message}});
-      continue;
-    }
+    if (Terminating(*pod)) continue;  // ConfirmUnloads reported it
     auto expected = template_hash_by_kernel_hash.find(Label(*pod, desired::kKernelHashLabel));
     if (expected != template_hash_by_kernel_hash.end() &&
         Annotation(*pod, desired::kTemplateHashAnnotation) != expected->second) {
@@ -544,6 +565,106 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
   RETURN_IF_ERROR(WriteStatus(*object, status));
   if (progressing) return kube::Result{false, kProgressRecheck};
   return kube::Result{};
+}
+
+absl::Status ModuleReconciler::RemoveUnloadFinalizer(const json& pod) {
+  json finalizers = json::array();
+  for (const json& finalizer : pod["metadata"].value("finalizers", json::array())) {
+    if (finalizer != desired::kUnloadFinalizer) finalizers.push_back(finalizer);
+  }
+  const std::string ns = pod["metadata"].value("namespace", "");
+  const std::string name = pod["metadata"].value("name", "");
+  // Conditional on the version seen: a pod that changed meanwhile is looked at again.
+  absl::StatusOr<json> patched =
+      client_.MergePatch(kube::resources::kPods, ns, name,
+                         {{"metadata",
+                           {{"finalizers", finalizers},
+                            {"resourceVersion", pod["metadata"].value("resourceVersion", "")}}}},
+                         "");
+  if (!patched.ok() && !kube::IsApiNotFound(patched.status())) return patched.status();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<json> ModuleReconciler::ConfirmUnloads(const api::Module& module, const json& object,
+                                                      const std::vector<ObjectPtr>& loader_pods) {
+  const std::string& ns = module.metadata.namespace_name;
+  json progress = json::array();
+  for (const ObjectPtr& pod : loader_pods) {
+    if (!Terminating(*pod)) continue;
+    const std::string node = NodeOf(*pod);
+    const std::string pod_name = (*pod)["metadata"].value("name", "");
+    const std::string loader_message = TerminationMessage(*pod);
+    const std::optional<int> exit_code = LoaderExitCode(*pod);
+    if (!HasFinalizer(*pod, desired::kUnloadFinalizer)) {
+      // Without the finalizer (a pod from before it existed) the pod goes when it stops;
+      // until then, say what is known.
+      const bool blocked = (exit_code && *exit_code != 0) ||
+                           TerminatingFor(*pod) > absl::Seconds(settings_.unload_timeout_seconds);
+      progress.push_back({{"node", node},
+                          {"reason", blocked ? "UnloadBlocked" : "Unloading"},
+                          {"message", loader_message.empty() ? "the loader is unloading the modules"
+                                                             : loader_message}});
+      continue;
+    }
+    if (node.empty() || caches_.nodes.Get(node) == nullptr) {
+      spdlog::info("Module {}/{}: node {} is gone; nothing left to unload there", ns,
+                   module.metadata.name, node.empty() ? "(none)" : node);
+      RETURN_IF_ERROR(RemoveUnloadFinalizer(*pod));
+      continue;
+    }
+    if (!exit_code) {
+      const bool overdue = TerminatingFor(*pod) > absl::Seconds(settings_.unload_timeout_seconds);
+      progress.push_back({{"node", node},
+                          {"reason", overdue ? "UnloadBlocked" : "Unloading"},
+                          {"message", "the loader is unloading the modules"}});
+      continue;
+    }
+    const std::string retry_name = desired::UnloadPodName(pod_name);
+    ObjectPtr retry = caches_.pods.Get(kube::ObjectKey(ns, retry_name));
+    if (*exit_code == 0 || (retry != nullptr && PodPhase(*retry) == "Succeeded")) {
+      spdlog::info("Module {}/{}: unload on {} confirmed", ns, module.metadata.name, node);
+      RETURN_IF_ERROR(RemoveUnloadFinalizer(*pod));
+      if (retry != nullptr) {
+        events_.Record(object, kube::EventType::kNormal, "UnloadConfirmed",
+                       fmt::format("the retried unload on {} succeeded", node));
+        absl::Status deleted = client_.Delete(kube::resources::kPods, ns, retry_name, {});
+        if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
+      }
+      continue;
+    }
+    // The loader gave up (a module still in use) or was killed: retry until it is unloaded.
+    if (retry == nullptr) {
+      const std::string kernel = desired::NodeInfoFrom(*caches_.nodes.Get(node)).kernel;
+      std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(module, kernel);
+      if (!mapping) {
+        // Without a mapping for the node's kernel now (it rebooted into another kernel), no
+        // module of this Module can be loaded there.
+        spdlog::info("Module {}/{}: no kernel mapping for {} on {} now; nothing to unload", ns,
+                     module.metadata.name, kernel, node);
+        RETURN_IF_ERROR(RemoveUnloadFinalizer(*pod));
+        continue;
+      }
+      const json unload_pod = desired::UnloadPodFor(
+          desired::LoaderDaemonSetFor(module, *mapping, kernel, settings_), pod_name, node);
+      spdlog::info("Module {}/{}: the unload on {} failed ({}); retrying in pod {}", ns,
+                   module.metadata.name, node, loader_message, retry_name);
+      absl::StatusOr<json> created = client_.Create(kube::resources::kPods, ns, unload_pod);
+      if (!created.ok() && !kube::IsApiAlreadyExists(created.status())) return created.status();
+      events_.Record(object, kube::EventType::kWarning, "UnloadBlocked",
+                     fmt::format("unload on {} failed, retrying: {}", node, loader_message));
+    }
+    const std::string retry_message = retry != nullptr ? TerminationMessage(*retry) : "";
+    const std::string message = retry_message.empty() ? loader_message : retry_message;
+    progress.push_back(
+        {{"node", node},
+         {"reason", "UnloadBlocked"},
+         {"message", fmt::format("{} (retrying in pod {})",
+                                 message.empty() ? "the loader was stopped before it "
+                                                   "unloaded"
+                                                 : message,
+                                 retry_name)}});
+  }
+  return progress;
 }
 
 absl::StatusOr<kube::Result> NodeKernelLabelReconciler::Reconcile(const std::string& key) {

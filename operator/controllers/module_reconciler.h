@@ -52,6 +52,15 @@ class ModuleReconciler final : public kube::Reconciler {
   absl::Status SetNodeLabel(const std::string& node, const std::string& label, bool present,
                             const api::Module& module);
   absl::Status WriteStatus(const nlohmann::json& object, const nlohmann::json& status);
+  // The unload confirmation step. Loader pods carry desired::kUnloadFinalizer, so a stopped
+  // loader pod stays with its exit code and message. Its finalizer goes once the unload is
+  // confirmed: the loader exited 0, the retry pod (desired/unload_pod.h) started after a
+  // failed unload succeeded, or the node is gone. Returns the nodes still unloading or
+  // blocked, as status.nodes entries.
+  absl::StatusOr<nlohmann::json> ConfirmUnloads(const api::Module& module,
+                                                const nlohmann::json& object,
+                                                const std::vector<kube::ObjectPtr>& loader_pods);
+  absl::Status RemoveUnloadFinalizer(const nlohmann::json& pod);
 
   kube::KubeClient& client_;
   Caches& caches_;

@@ -209,5 +209,113 @@ TEST(ModuleReconcilerTest, TheFinalizerStaysUntilEveryLoaderPodIsGone) {
       (*client.Get(kube::resources::kModules, "ns", "m"))["metadata"]["finalizers"].empty());
 }
 
+// A loader pod told to stop: terminating, with its unload finalizer and, once the loader has
+// exited, its exit code and termination message.
+json StoppedLoaderPod(const std::string& node, std::optional<int> exit_code,
+                      const std::string& message = "") {
+  json pod = LoaderPod("p1", node, "h", "k");
+  pod["metadata"]["deletionTimestamp"] = "2026-11-25T00:00:00Z";
+  pod["metadata"]["finalizers"] = {desired::kUnloadFinalizer};
+  if (exit_code) {
+    pod["status"]["containerStatuses"] = {
+        {{"name", "loader"},
+         {"state", {{"terminated", {{"exitCode", *exit_code}, {"message", message}}}}}}};
+  }
+  return pod;
+}
+
+json DeletedModule() {
+  json module = Module();
+  module["metadata"]["deletionTimestamp"] = "2026-11-25T00:00:00Z";
+  return module;
+}
+
+bool HasUnloadFinalizer(kube::testing::FakeKubeClient& client, const std::string& pod) {
+  absl::StatusOr<json> object = client.Get(kube::resources::kPods, "ns", pod);
+  if (!object.ok()) return false;
+  for (const json& finalizer : (*object)["metadata"].value("finalizers", json::array())) {
+    if (finalizer == desired::kUnloadFinalizer) return true;
+  }
+  return false;
+}
+
+TEST(ModuleReconcilerTest, ALoaderThatGaveUpHoldsTheFinalizerAndTheUnloadIsRetried) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, DeletedModule());
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  client.Put(kube::resources::kPods,
+             StoppedLoaderPod("n1", 1, "unload failed: kmm_ci_a is still in use (EBUSY, 1 users)"));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  json module = *client.Get(kube::resources::kModules, "ns", "m");
+  EXPECT_THAT(module["metadata"]["finalizers"], Contains(std::string(desired::kModuleFinalizer)));
+  ASSERT_EQ(module["status"]["nodes"].size(), 1u) << module["status"].dump();
+  EXPECT_EQ(module["status"]["nodes"][0]["node"], "n1");
+  EXPECT_EQ(module["status"]["nodes"][0]["reason"], "UnloadBlocked");
+  EXPECT_THAT(module["status"]["nodes"][0]["message"].get<std::string>(),
+              HasSubstr("kmm_ci_a is still in use"));
+  EXPECT_TRUE(HasUnloadFinalizer(client, "p1")) << "the stopped pod is the record of the node";
+  absl::StatusOr<json> retry = client.Get(kube::resources::kPods, "ns", "p1-unload");
+  ASSERT_TRUE(retry.ok()) << "a pod retries the unload on n1";
+  EXPECT_EQ((*retry)["spec"]["nodeName"], "n1");
+  EXPECT_EQ((*retry)["spec"]["containers"][0]["command"][1], "unload");
+
+  // The retry succeeds once the device is free: the loader pod is released, the retry goes.
+  json succeeded = *retry;
+  succeeded["status"]["phase"] = "Succeeded";
+  client.Put(kube::resources::kPods, succeeded);
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  EXPECT_FALSE(HasUnloadFinalizer(client, "p1"));
+  EXPECT_FALSE(client.Get(kube::resources::kPods, "ns", "p1-unload").ok());
+  EXPECT_THAT((*client.Get(kube::resources::kModules, "ns", "m"))["metadata"]["finalizers"],
+              Contains(std::string(desired::kModuleFinalizer)))
+      << "until the API server removes the released pod";
+
+  ASSERT_TRUE(client.Delete(kube::resources::kPods, "ns", "p1", {}).ok());
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  EXPECT_TRUE(
+      (*client.Get(kube::resources::kModules, "ns", "m"))["metadata"]["finalizers"].empty());
+}
+
+TEST(ModuleReconcilerTest, AConfirmedUnloadReleasesTheLoaderPodWithoutARetry) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, DeletedModule());
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  client.Put(kube::resources::kPods, StoppedLoaderPod("n1", 0, "unloaded"));
+  Harness harness(client);
+  ASSERT_TRUE(harness.Reconcile().ok());
+  EXPECT_FALSE(HasUnloadFinalizer(client, "p1"));
+  EXPECT_FALSE(client.Get(kube::resources::kPods, "ns", "p1-unload").ok());
+}
+
+TEST(ModuleReconcilerTest, AStoppingLoaderIsReportedAsUnloadingUntilItExits) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, DeletedModule());
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  client.Put(kube::resources::kPods, StoppedLoaderPod("n1", std::nullopt));
+  Harness harness(client);
+  ASSERT_TRUE(harness.Reconcile().ok());
+  EXPECT_TRUE(HasUnloadFinalizer(client, "p1"));
+  EXPECT_FALSE(client.Get(kube::resources::kPods, "ns", "p1-unload").ok());
+}
+
+TEST(ModuleReconcilerTest, ALoaderPodOnANodeThatIsGoneIsReleased) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, DeletedModule());
+  client.Put(kube::resources::kPods, StoppedLoaderPod("n9", 1, "unload failed: busy"));
+  Harness harness(client);
+  ASSERT_TRUE(harness.Reconcile().ok());
+  EXPECT_FALSE(HasUnloadFinalizer(client, "p1"));
+  EXPECT_FALSE(client.Get(kube::resources::kPods, "ns", "p1-unload").ok());
+}
+
 }  // namespace
 }  // namespace kmm::controllers

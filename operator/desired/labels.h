@@ -27,9 +27,15 @@ inline constexpr std::string_view kTemplateHashAnnotation = "kmm.sigs.x-k8s.io/t
 inline constexpr std::string_view kDesiredHashAnnotation = "kmm.sigs.x-k8s.io/desired-hash";
 inline constexpr std::string_view kLoaderComponent = "loader";
 inline constexpr std::string_view kDevicePluginComponent = "device-plugin";
+// Pods that retry an unload a loader pod gave up on (desired/unload_pod.h).
+inline constexpr std::string_view kUnloaderComponent = "unloader";
 
 // Keeps the Module until every loader pod is gone (its modules unloaded).
 inline constexpr std::string_view kModuleFinalizer = "kmm.sigs.x-k8s.io/module-loaded";
+// On every loader pod, from its DaemonSet's template: a stopped loader pod stays, with its exit
+// code and termination message, until the operator has seen the unload confirmed, so a loader
+// that gave up on a busy module cannot disappear with the module still loaded.
+inline constexpr std::string_view kUnloadFinalizer = "kmm.sigs.x-k8s.io/unload-confirmed";
 
 // The node label that says a Module's modules are loaded there:
 // kmm.node.kubernetes.io/<namespace>.<name>.ready (upstream's name).

@@ -116,7 +116,7 @@ modules.kmm.sigs.x-k8s.io [] [] [list watch patch]
 modules.kmm.sigs.x-k8s.io/finalizers [] [] [update]
 modules.kmm.sigs.x-k8s.io/status [] [] [patch]
 nodes [] [] [list watch patch]
-pods [] [] [list watch delete]'
+pods [] [] [list watch create patch delete]'
 lease_rules='leases.coordination.k8s.io [] [] [create]
 leases.coordination.k8s.io [] [kmm-operator.kmm.sigs.x-k8s.io] [get update]'
 [[ $(own_rules "$ns") == "$cluster_rules" ]] ||
@@ -135,7 +135,7 @@ done
 can yes patch modules.kmm.sigs.x-k8s.io --subresource status -n "$ns"
 can yes update modules.kmm.sigs.x-k8s.io --subresource finalizers -n "$ns"
 for verb in list watch create patch delete; do can yes "$verb" daemonsets.apps -A; done
-for verb in list watch delete; do can yes "$verb" pods -A; done
+for verb in list watch create patch delete; do can yes "$verb" pods -A; done
 for verb in create patch; do
   can yes "$verb" events -n "$ns"
   can yes "$verb" events -n default
@@ -158,7 +158,7 @@ can no get modules.kmm.sigs.x-k8s.io -n "$ns"
 for verb in create update delete; do can no "$verb" modules.kmm.sigs.x-k8s.io -n "$ns"; done
 can no update modules.kmm.sigs.x-k8s.io --subresource status -n "$ns"
 can no update daemonsets.apps -n "$ns"
-for verb in create update patch; do can no "$verb" pods -n "$ns"; done
+can no update pods -n "$ns"
 can no create pods --subresource exec -n "$ns"
 can no create pods --subresource eviction -n "$ns"
 can no delete events -n "$ns"
