@@ -145,7 +145,8 @@ absl::Status Loader::RemoveRetryingWhileBusy(KmodBackend& kmod, const std::strin
       return WithErrno(
           absl::FailedPreconditionError(fmt::format(
               "{} is still in use after {} attempts over {} (EBUSY, {} users): stop the pods "
-              "and processes that hold its devices, then delete the loader pod again",
+              "and processes that hold its devices; the operator retries the unload until it "
+              "succeeds",
               name, attempts, absl::FormatDuration(options_.unload_timeout), kmod.Users(name))),
           EBUSY);
     }
@@ -162,6 +163,22 @@ bool Loader::FromModuleImage(KmodBackend& kmod, const std::string& name) {
     if (file.name == name) return !file.from_host;
   }
   return false;
+}
+
+absl::Status Loader::RemoveLeftImageDependencies(KmodBackend& kmod, const std::string& name,
+                                                 absl::Time deadline,
+                                                 std::set<std::string>& removed) {
+  absl::StatusOr<std::vector<ModuleFile>> files = kmod.Resolve(name);
+  if (!files.ok()) return absl::OkStatus();  // not in the image: nothing of it to look for
+  // Resolve lists dependencies first: walk it backwards, dependents before what they use.
+  for (auto file = files->rbegin(); file != files->rend(); ++file) {
+    if (file->name == name || file->from_host || removed.contains(file->name)) continue;
+    if (kmod.State(file->name) != ModuleState::kLive || kmod.Holders(file->name) > 0) continue;
+    spdlog::info("{} (a dependency of {} from the module image) is still loaded; unloading it",
+                 file->name, name);
+    RETURN_IF_ERROR(RemoveWithUnusedDependencies(kmod, file->name, deadline, removed));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Loader::RemoveWithUnusedDependencies(KmodBackend& kmod, const std::string& name,
@@ -202,13 +219,13 @@ absl::Status Loader::Unload() {
             fmt::format("{} is not loaded and --first-time was given in args.unload", name));
       }
       spdlog::info("{} is not loaded; nothing to unload", name);
-      continue;
-    }
-    if (state == ModuleState::kBuiltin) {
+    } else if (state == ModuleState::kBuiltin) {
       spdlog::warn("{} is built into the kernel and cannot be unloaded", name);
       continue;
+    } else {
+      RETURN_IF_ERROR(RemoveWithUnusedDependencies(*kmod, name, deadline, removed));
     }
-    RETURN_IF_ERROR(RemoveWithUnusedDependencies(*kmod, name, deadline, removed));
+    RETURN_IF_ERROR(RemoveLeftImageDependencies(*kmod, name, deadline, removed));
   }
   if (!config_.firmware_path.empty()) {
     RETURN_IF_ERROR(RemoveFirmware(FirmwareSource(), config_.firmware_host_path));

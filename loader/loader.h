@@ -64,6 +64,10 @@ class Loader {
                                             absl::Time deadline, std::set<std::string>& removed);
   absl::Status RemoveRetryingWhileBusy(KmodBackend& kmod, const std::string& name,
                                        absl::Time deadline);
+  // Removes the dependencies of `name` that the module image carries and that are still
+  // loaded with no module using them: left by an earlier unload that gave up (a retry).
+  absl::Status RemoveLeftImageDependencies(KmodBackend& kmod, const std::string& name,
+                                           absl::Time deadline, std::set<std::string>& removed);
   // Whether `name` resolves to the module image's tree (not the host's).
   static bool FromModuleImage(KmodBackend& kmod, const std::string& name);
   std::string FirmwareSource() const;

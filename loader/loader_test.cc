@@ -222,6 +222,23 @@ TEST_F(LoaderTest, UnloadFinishesOnceTheDependencyIsReleased) {
   EXPECT_TRUE(kernel_.loaded.empty());
 }
 
+TEST_F(LoaderTest, ARetriedUnloadRemovesTheDependencyAnEarlierOneLeft) {
+  kernel_.loaded = {"kmm_ci_a"};  // kmm_ci_b went; kmm_ci_a was held open at the time
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_b"})");
+  ASSERT_TRUE(loader->Unload().ok());
+  EXPECT_TRUE(kernel_.loaded.empty());
+  EXPECT_EQ(kernel_.calls, std::vector<std::string>{"remove kmm_ci_a"});
+}
+
+TEST_F(LoaderTest, ARetriedUnloadFailsWhileTheLeftDependencyIsStillHeld) {
+  kernel_.loaded = {"kmm_ci_a"};
+  kernel_.users["kmm_ci_a"] = 1;
+  kernel_.busy_removals["kmm_ci_a"] = 1000;
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_b"})");
+  EXPECT_EQ(ErrnoOf(loader->Unload()), EBUSY);
+  EXPECT_EQ(kernel_.loaded, std::set<std::string>{"kmm_ci_a"});
+}
+
 TEST_F(LoaderTest, UnloadKeepsADependencyAnotherModuleNeeds) {
   kernel_.tree["kmm_ci_c"] = {{"kmm_ci_a"}};  // another Module's module, sharing kmm_ci_a
   kernel_.loaded = {"kmm_ci_a", "kmm_ci_b", "kmm_ci_c"};

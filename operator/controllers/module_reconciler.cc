@@ -114,17 +114,35 @@ std::string PodPhase(const json& pod) {
   return phase.is_string() ? phase.get<std::string>() : "";
 }
 
+// Whether the pod got as far as its loader container: every init container (copying kmm-copy,
+// the modules, the firmware) completed. One that never did (a module image that cannot be
+// pulled) loaded nothing.
+bool LoaderCouldHaveRun(const json& pod) {
+  const json& init = kube::FieldAt(pod, {"status", "initContainerStatuses"});
+  if (!init.is_array() || init.empty()) return false;
+  for (const json& container : init) {
+    const json& exit_code = kube::FieldAt(container, {"state", "terminated", "exitCode"});
+    if (!exit_code.is_number() || exit_code.get<int>() != 0) return false;
+  }
+  return true;
+}
+
 // How a terminating loader pod's loader container ended: its exit code, or nullopt while it
-// runs. A pod that finished without its loader ever running loaded nothing: exit code 0.
+// runs. A pod that stopped before its loader could run loaded nothing: exit code 0.
 std::optional<int> LoaderExitCode(const json& pod) {
+  const std::string phase = PodPhase(pod);
+  const bool pod_done = phase == "Succeeded" || phase == "Failed";
+  if (!LoaderCouldHaveRun(pod)) {
+    if (pod_done) return 0;
+    return std::nullopt;
+  }
   for (const json& container :
        pod.value("status", json::object()).value("containerStatuses", json::array())) {
     if (container.value("name", "") != "loader") continue;
     const json& terminated = kube::FieldAt(container, {"state", "terminated"});
     if (terminated.is_object()) return terminated.value("exitCode", -1);
   }
-  const std::string phase = PodPhase(pod);
-  if (phase == "Succeeded" || phase == "Failed") return 0;
+  if (pod_done) return -1;  // stopped with no word from the loader: not a confirmation
   return std::nullopt;
 }
 

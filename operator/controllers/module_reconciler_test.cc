@@ -216,7 +216,10 @@ json StoppedLoaderPod(const std::string& node, std::optional<int> exit_code,
   json pod = LoaderPod("p1", node, "h", "k");
   pod["metadata"]["deletionTimestamp"] = "2026-11-25T00:00:00Z";
   pod["metadata"]["finalizers"] = {desired::kUnloadFinalizer};
+  pod["status"]["initContainerStatuses"] = {
+      {{"name", "copy-modules"}, {"state", {{"terminated", {{"exitCode", 0}}}}}}};
   if (exit_code) {
+    pod["status"]["phase"] = *exit_code == 0 ? "Succeeded" : "Failed";
     pod["status"]["containerStatuses"] = {
         {{"name", "loader"},
          {"state", {{"terminated", {{"exitCode", *exit_code}, {"message", message}}}}}}};
@@ -305,6 +308,22 @@ TEST(ModuleReconcilerTest, AStoppingLoaderIsReportedAsUnloadingUntilItExits) {
   ASSERT_TRUE(harness.Reconcile().ok());
   EXPECT_TRUE(HasUnloadFinalizer(client, "p1"));
   EXPECT_FALSE(client.Get(kube::resources::kPods, "ns", "p1-unload").ok());
+}
+
+TEST(ModuleReconcilerTest, ALoaderPodThatNeverGotItsModulesLoadedNothingAndIsReleased) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, DeletedModule());
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  json pod = StoppedLoaderPod("n1", 137);  // killed when deleted, never past its init
+  pod["status"]["initContainerStatuses"] = {
+      {{"name", "copy-modules"},
+       {"state", {{"waiting", {{"reason", "ImagePullBackOff"}, {"message", "not found"}}}}}}};
+  client.Put(kube::resources::kPods, pod);
+  Harness harness(client);
+  ASSERT_TRUE(harness.Reconcile().ok());
+  EXPECT_FALSE(HasUnloadFinalizer(client, "p1"));
+  EXPECT_FALSE(client.Get(kube::resources::kPods, "ns", "p1-unload").ok())
+      << "a retry would need the same missing image";
 }
 
 TEST(ModuleReconcilerTest, ALoaderPodOnANodeThatIsGoneIsReleased) {
