@@ -10,6 +10,13 @@ cd "$here"
 export PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || { echo "build.sh: Go is not installed" >&2; exit 2; }
 
+# One build at a time per machine: ctest starts the integration and node clusters together,
+# and both need these binaries.
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/kmm
+mkdir -p "$cache"
+exec 9> "$cache/k8s-build.lock"
+flock 9
+
 version=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
 # The cache is keyed by the version and the module pins, nothing else: the Kubernetes
 # binaries take many minutes to build and only a pin change makes them differ.
