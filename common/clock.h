@@ -1,4 +1,4 @@
-// Time as an injected seam (STYLE.md item 4): production code asks a Clock, tests drive a
+// Time as an injected seam (docs/design.md §7.4): production code asks a Clock, tests drive a
 // FakeClock, so retry and lease logic is tested without sleeping.
 #ifndef KMM_COMMON_CLOCK_H_
 #define KMM_COMMON_CLOCK_H_

@@ -1,6 +1,6 @@
 // Status helpers shared by every kmm component: errno-carrying errors and the
 // RETURN_IF_ERROR / ASSIGN_OR_RETURN macros. Errors are absl::Status values, never
-// exceptions, across component boundaries (STYLE.md item 2).
+// exceptions, across component boundaries (docs/design.md §7.2).
 #ifndef KMM_COMMON_STATUS_H_
 #define KMM_COMMON_STATUS_H_
 

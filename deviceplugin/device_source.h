@@ -1,5 +1,5 @@
 // Finds the devices that make up a resource, and tells when they may have changed.
-// DeviceSource is the seam (STYLE.md item 4); UdevDeviceSource is the real one, on libudev:
+// DeviceSource is the seam (docs/design.md §7.4); UdevDeviceSource is the real one, on libudev:
 // enumeration for the current state, a uevent monitor for changes (add, remove, change,
 // bind/unbind), so nothing polls. Not thread-safe: the device plugin's event thread owns it.
 #ifndef KMM_DEVICEPLUGIN_DEVICE_SOURCE_H_

@@ -1,5 +1,5 @@
 // How `kmm-loader run` hosts the device plugin of a config that has one. kmm's device plugin
-// runs in the loader's process (DESIGN.md §1), but it needs libudev, which a static executable
+// runs in the loader's process (docs/design.md §4), but it needs libudev, which a static executable
 // cannot load, and kmm-loader is static so that its short load, unload and status processes
 // start fast. So the program is built twice, each build with one implementation of this
 // header:

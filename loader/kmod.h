@@ -1,4 +1,4 @@
-// The loader's seam to the kernel's module loader (STYLE.md item 4): KmodBackend, with one
+// The loader's seam to the kernel's module loader (docs/design.md §7.4): KmodBackend, with one
 // real implementation on libkmod. Resolution reads two module trees: the module image's
 // (<root>/lib/modules/<kernel>, indexed by `depmod -b <root>`) and, for in-tree
 // dependencies the image does not carry, the host's (<host root>/lib/modules/<kernel>).

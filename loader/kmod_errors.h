@@ -1,5 +1,5 @@
 // Maps the kernel's answer to init_module/delete_module (an errno) to an error a cluster
-// administrator can act on, once, at the loader's boundary (STYLE.md item 3). EPERM is
+// administrator can act on, once, at the loader's boundary (docs/design.md §7.3). EPERM is
 // explained by looking at what blocks loading on this node.
 #ifndef KMM_LOADER_KMOD_ERRORS_H_
 #define KMM_LOADER_KMOD_ERRORS_H_

@@ -63,7 +63,7 @@ int DoUnload(Loader& loader, const kmm::loader::LoaderConfig& config) {
 
 // Load, start the device plugin, report ready, wait for SIGTERM/SIGINT, stop the plugin,
 // unload. A loader for another kernel than the running one loads nothing and stays unready
-// instead of crash-looping (DESIGN.md §3).
+// instead of crash-looping (docs/design.md §4).
 int DoRun(Loader& loader, const kmm::loader::LoaderConfig& config, kmm::ShutdownSignal& shutdown,
           const std::string& device_plugin_dir) {
   if (!loader.TargetsRunningKernel()) {

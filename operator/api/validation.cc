@@ -418,7 +418,7 @@ class Validator {
 
 bool ImageHasTagOrDigest(std::string_view image) {
   // Upstream's webhook test, kept as it is so that every Module upstream accepts applies
-  // unchanged (DESIGN.md §2): it also lets "registry:5000/repo" (a port, no tag) through.
+  // unchanged (docs/design.md §5): it also lets "registry:5000/repo" (a port, no tag) through.
   return image.find(':') != std::string_view::npos || image.find('@') != std::string_view::npos;
 }
 

@@ -1,4 +1,4 @@
-// The operator's informers (STYLE.md item 7: narrow watches, trimmed objects): Modules;
+// The operator's informers (docs/design.md §7.7: narrow watches, trimmed objects): Modules;
 // Nodes trimmed to labels, taints and kernel; DaemonSets and Pods that carry our managed-by
 // label. Controllers read these caches and never list from the API server.
 #ifndef KMM_OPERATOR_CONTROLLERS_CACHES_H_

@@ -1,4 +1,4 @@
-// Reconciles one Module (key "namespace/name") by level (STYLE.md item 6): from the caches it
+// Reconciles one Module (key "namespace/name") by level (docs/design.md §7.6): from the caches it
 // computes the loader DaemonSets per kernel and the third-party plugin DaemonSet, creates or
 // updates what differs (server-side apply), deletes what is no longer wanted, replaces
 // outdated loader pods node by node (their `.ready` node label goes first), keeps the

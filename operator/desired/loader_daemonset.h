@@ -1,12 +1,12 @@
-// The loader DaemonSet of one (Module, kernel) pair, built by a pure function (STYLE.md item
-// 5): the operator creates exactly this object; tests compare it whole.
+// The loader DaemonSet of one (Module, kernel) pair, built by a pure function
+// (docs/design.md §7.5): the operator creates exactly this object; tests compare it whole.
 //
 // Each loader pod: an init container installs kmm-copy (static) from the loader image into a
 // shared volume; a second runs it inside the module image to copy
 // <dirName>/lib/modules/<kernel> (and the firmware) out, so module images need no shell; the
 // main container runs `kmm-loader run` with the config in its environment, loads, reports
 // ready through `kmm-loader status`, and on SIGTERM unloads (retrying a busy module within
-// the grace period). DESIGN.md §3 explains why DaemonSets, OnDelete and in-process plugins.
+// the grace period). docs/design.md §4 explains why DaemonSets, OnDelete and in-process plugins.
 #ifndef KMM_OPERATOR_DESIRED_LOADER_DAEMONSET_H_
 #define KMM_OPERATOR_DESIRED_LOADER_DAEMONSET_H_
 

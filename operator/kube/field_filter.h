@@ -1,4 +1,4 @@
-// Trimming cached objects to the fields a controller reads (STYLE.md item 7): an informer
+// Trimming cached objects to the fields a controller reads (docs/design.md §7.7): an informer
 // transform that keeps a list of JSON paths and drops the rest, so 5,000 Nodes cost a few
 // hundred bytes each instead of kilobytes (managedFields, images, addresses...).
 #ifndef KMM_OPERATOR_KUBE_FIELD_FILTER_H_

@@ -1,4 +1,4 @@
-// KubeClient: the operator's one seam to the Kubernetes API (STYLE.md item 4). Objects are
+// KubeClient: the operator's one seam to the Kubernetes API (docs/design.md §7.4). Objects are
 // plain JSON as the API server sends them; the resource says where they live. The real
 // implementation is CurlKubeClient (curl_kube_client.h); tests of logic above it use a fake,
 // tests of this layer use a real kube-apiserver.

@@ -1,5 +1,5 @@
 // The Kubernetes client against a real kube-apiserver and etcd (the local test cluster,
-// DESIGN.md §5): CRUD on core objects and a CRD, server-side apply conflicts, the status
+// docs/design.md §8): CRUD on core objects and a CRD, server-side apply conflicts, the status
 // subresource, pagination, a watch that survives a forced 410 Gone, and two processes
 // contending for one Lease. Needs KMM_TEST_CLUSTER_DIR (set by ctest's cluster fixture).
 #include <signal.h>

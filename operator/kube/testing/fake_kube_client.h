@@ -2,7 +2,7 @@
 // deduplication, informer bookkeeping). It keeps objects per resource with a global
 // resourceVersion counter and enforces what that logic relies on: NotFound, AlreadyExists,
 // Conflict on a stale resourceVersion. Watches replay a scripted list of events. Tests of the
-// client itself run against a real kube-apiserver instead (DESIGN.md §5).
+// client itself run against a real kube-apiserver instead (docs/design.md §8).
 #ifndef KMM_OPERATOR_KUBE_TESTING_FAKE_KUBE_CLIENT_H_
 #define KMM_OPERATOR_KUBE_TESTING_FAKE_KUBE_CLIENT_H_
 
