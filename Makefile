@@ -65,10 +65,19 @@ bench: deps
 	$(MAKE) build BUILD_DIR=build-bench BUILD_TYPE=Release
 	@if [[ -x bench/run ]]; then bench/run build-bench; else echo "make bench: no benchmarks yet"; fi
 
+# The whole flow on a local cluster with a qemu worker node (test/demo/node-demo); it stays up
+# to look around until `make demo-down`, which stops every process it started.
 demo: deps
 	$(MAKE) build
-	@if [[ -x test/demo/run ]]; then test/demo/run $(BUILD_DIR); else \
-	  for b in kmm-operator kmm-loader kmm-device-plugin; do $(BUILD_DIR)/bin/$$b --version; done; fi
+	test/demo/node-demo $(BUILD_DIR)
+
+demo-down:
+	test/demo/node-demo $(BUILD_DIR) down
+
+# kmm-loader and the device plugin alone in a qemu VM, without Kubernetes (about a minute).
+demo-loader: deps
+	$(MAKE) build
+	test/demo/loader-demo $(BUILD_DIR)
 
 SOURCES = $(shell git ls-files '*.cc' '*.h')
 
