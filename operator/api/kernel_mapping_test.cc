@@ -28,24 +28,25 @@ Module Fixture(const std::string& name) {
   return FromJson(json::parse(text.str()));
 }
 
-// One mapping per platform of kmm-lab.md, in the order a cluster administrator would write them.
+// One mapping per platform kmm targets (EKS, GKE, AKS, bare-metal Ubuntu), in the order a
+// cluster administrator would write them.
 Module LabModule() {
   return FromJson(json::parse(R"({
     "metadata": {"name": "kmm-ci-a", "namespace": "kmm-ci"},
     "spec": {
       "moduleLoader": {"container": {
         "modprobe": {"moduleName": "kmm_ci_a"},
-        "containerImage": "quay.io/kmm-lab/kmm-ci-a:default-${KERNEL_FULL_VERSION}",
+        "containerImage": "registry.example/kmm-lab/kmm-ci-a:default-${KERNEL_FULL_VERSION}",
         "kernelMappings": [
           {"literal": "5.4.196-108.356.amzn2.x86_64",
-           "containerImage": "quay.io/kmm-lab/kmm-ci-a:eks-pinned"},
+           "containerImage": "registry.example/kmm-lab/kmm-ci-a:eks-pinned"},
           {"regexp": "^.+\\.amzn2\\.x86_64$",
-           "containerImage": "quay.io/kmm-lab/kmm-ci-a:eks-${KERNEL_XYZ}"},
-          {"regexp": "-gke$", "containerImage": "quay.io/kmm-lab/kmm-ci-a:gke-${KERNEL_FULL_VERSION}"},
-          {"regexp": "^5\\.10\\.[0-9]+$", "containerImage": "quay.io/kmm-lab/kmm-ci-a:cos-${KERNEL_Z}"},
+           "containerImage": "registry.example/kmm-lab/kmm-ci-a:eks-${KERNEL_XYZ}"},
+          {"regexp": "-gke$", "containerImage": "registry.example/kmm-lab/kmm-ci-a:gke-${KERNEL_FULL_VERSION}"},
+          {"regexp": "^5\\.10\\.[0-9]+$", "containerImage": "registry.example/kmm-lab/kmm-ci-a:cos-${KERNEL_Z}"},
           {"regexp": "azure"},
           {"literal": "5.15.0-43-generic",
-           "containerImage": "quay.io/kmm-lab/kmm-ci-a:ubuntu-${KERNEL_X}.${KERNEL_Y}"}
+           "containerImage": "registry.example/kmm-lab/kmm-ci-a:ubuntu-${KERNEL_X}.${KERNEL_Y}"}
         ]
       }},
       "selector": {}
@@ -74,15 +75,18 @@ INSTANTIATE_TEST_SUITE_P(
     KmmLab, LabKernels,
     ::testing::Values(
         // EKS: the literal comes first, so it wins over the amzn2 regexp that also matches.
-        LabKernel{"5.4.196-108.356.amzn2.x86_64", 0, "quay.io/kmm-lab/kmm-ci-a:eks-pinned"},
-        LabKernel{"5.4.190-107.353.amzn2.x86_64", 1, "quay.io/kmm-lab/kmm-ci-a:eks-5.4.190"},
-        LabKernel{"5.4.0-1049-gke", 2, "quay.io/kmm-lab/kmm-ci-a:gke-5.4.0-1049-gke"},
-        LabKernel{"5.10.123", 3, "quay.io/kmm-lab/kmm-ci-a:cos-123"},
+        LabKernel{"5.4.196-108.356.amzn2.x86_64", 0,
+                  "registry.example/kmm-lab/kmm-ci-a:eks-pinned"},
+        LabKernel{"5.4.190-107.353.amzn2.x86_64", 1,
+                  "registry.example/kmm-lab/kmm-ci-a:eks-5.4.190"},
+        LabKernel{"5.4.0-1049-gke", 2, "registry.example/kmm-lab/kmm-ci-a:gke-5.4.0-1049-gke"},
+        LabKernel{"5.10.123", 3, "registry.example/kmm-lab/kmm-ci-a:cos-123"},
         // A mapping without containerImage uses the container's.
-        LabKernel{"5.4.0-1089-azure", 4, "quay.io/kmm-lab/kmm-ci-a:default-5.4.0-1089-azure"},
-        LabKernel{"5.15.0-43-generic", 5, "quay.io/kmm-lab/kmm-ci-a:ubuntu-5.15"},
+        LabKernel{"5.4.0-1089-azure", 4,
+                  "registry.example/kmm-lab/kmm-ci-a:default-5.4.0-1089-azure"},
+        LabKernel{"5.15.0-43-generic", 5, "registry.example/kmm-lab/kmm-ci-a:ubuntu-5.15"},
         // The kubelet may report a trailing '+', which is not part of the kernel version.
-        LabKernel{"5.15.0-43-generic+", 5, "quay.io/kmm-lab/kmm-ci-a:ubuntu-5.15"}));
+        LabKernel{"5.15.0-43-generic+", 5, "registry.example/kmm-lab/kmm-ci-a:ubuntu-5.15"}));
 
 TEST(FindKernelMapping, NoMatchingMappingGivesNothing) {
   EXPECT_FALSE(FindKernelMapping(LabModule(), "6.1.0-18-amd64").has_value());
@@ -133,13 +137,13 @@ TEST(FindKernelMapping, FirstMatchWins) {
   auto& mappings = module.spec.module_loader->container.kernel_mappings;
   KernelMapping catch_all;
   catch_all.regexp = "^.+$";
-  catch_all.container_image = "quay.io/kmm-lab/kmm-ci-a:any";
+  catch_all.container_image = "registry.example/kmm-lab/kmm-ci-a:any";
   mappings.insert(mappings.begin() + 2, catch_all);
   for (const char* kernel : {"5.4.0-1049-gke", "5.10.123", "5.4.0-1089-azure"}) {
     std::optional<ResolvedMapping> mapping = FindKernelMapping(module, kernel);
     ASSERT_TRUE(mapping.has_value());
     EXPECT_EQ(mapping->mapping_index, 2u) << kernel;
-    EXPECT_EQ(mapping->container_image, "quay.io/kmm-lab/kmm-ci-a:any");
+    EXPECT_EQ(mapping->container_image, "registry.example/kmm-lab/kmm-ci-a:any");
   }
   EXPECT_EQ(FindKernelMapping(module, "5.4.196-108.356.amzn2.x86_64")->mapping_index, 0u);
 }
@@ -204,7 +208,7 @@ TEST(FindKernelMapping, MappingRegistryTlsOverridesTheContainers) {
 TEST(FindKernelMapping, ContainerImageDefaultIsSubstitutedWithModuleNameAndNamespace) {
   Module module = Fixture("full_module.json");
   EXPECT_EQ(FindKernelMapping(module, "5.10.123")->container_image,
-            "quay.io/kmm-lab/kmm-ci-a:5.10.123-kmm-ci");
+            "registry.example/kmm-lab/kmm-ci-a:5.10.123-kmm-ci");
 }
 
 TEST(FindKernelMapping, BuildFromOnlyTheContainerOrOnlyTheMappingIsUsedAsIs) {
@@ -247,7 +251,8 @@ TEST(FindKernelMapping, MappingSignIsMergedAndSubstituted) {
       FindKernelMapping(module, "5.4.190-107.353.amzn2.x86_64");
   ASSERT_TRUE(mapping->sign.has_value());
   const Sign& sign = *mapping->sign;
-  EXPECT_EQ(sign.unsigned_image, "quay.io/kmm-lab/kmm-ci-a-unsigned:5.4.190-107.353.amzn2.x86_64");
+  EXPECT_EQ(sign.unsigned_image,
+            "registry.example/kmm-lab/kmm-ci-a-unsigned:5.4.190-107.353.amzn2.x86_64");
   EXPECT_EQ(sign.key_secret.name, "secureboot-key-amzn2");
   EXPECT_EQ(sign.cert_secret.name, "secureboot-cert-amzn2");
   EXPECT_THAT(sign.files_to_sign,
@@ -257,9 +262,9 @@ TEST(FindKernelMapping, MappingSignIsMergedAndSubstituted) {
 
   // The mapping's non-empty unsignedImage wins.
   module.spec.module_loader->container.kernel_mappings[1].sign->unsigned_image =
-      "quay.io/kmm-lab/amzn2-unsigned:${KERNEL_Z}";
+      "registry.example/kmm-lab/amzn2-unsigned:${KERNEL_Z}";
   EXPECT_EQ(FindKernelMapping(module, "5.4.190-107.353.amzn2.x86_64")->sign->unsigned_image,
-            "quay.io/kmm-lab/amzn2-unsigned:190");
+            "registry.example/kmm-lab/amzn2-unsigned:190");
 }
 
 TEST(BuildArgsForKernel, InjectsKernelAndModuleArgsOverridingTheUsers) {
@@ -355,8 +360,9 @@ INSTANTIATE_TEST_SUITE_P(
         Substitution{"$KERNEL_Z", "196"}, Substitution{"${KERNEL_Z}", "196"},
         Substitution{"$MOD_NAME", "kmm-ci-a"}, Substitution{"${MOD_NAME}", "kmm-ci-a"},
         Substitution{"$MOD_NAMESPACE", "kmm-ci"}, Substitution{"${MOD_NAMESPACE}", "kmm-ci"},
-        Substitution{"quay.io/${MOD_NAMESPACE}/$MOD_NAME:$KERNEL_X.${KERNEL_Y}.$KERNEL_Z-x",
-                     "quay.io/kmm-ci/kmm-ci-a:5.4.196-x"}));
+        Substitution{
+            "registry.example/${MOD_NAMESPACE}/$MOD_NAME:$KERNEL_X.${KERNEL_Y}.$KERNEL_Z-x",
+            "registry.example/kmm-ci/kmm-ci-a:5.4.196-x"}));
 
 INSTANTIATE_TEST_SUITE_P(
     EdgeCases, Substitutions,

@@ -83,7 +83,8 @@ TEST(ParseModule, ReadsEveryFieldOfAFullModule) {
   EXPECT_EQ(container.modprobe.firmware_path, "/firmware");
   EXPECT_EQ(container.modprobe.modules_loading_order,
             (std::vector<std::string>{"kmm_ci_a", "kmm_ci_b"}));
-  EXPECT_EQ(container.container_image, "quay.io/kmm-lab/kmm-ci-a:${KERNEL_XYZ}-${MOD_NAMESPACE}");
+  EXPECT_EQ(container.container_image,
+            "registry.example/kmm-lab/kmm-ci-a:${KERNEL_XYZ}-${MOD_NAMESPACE}");
   EXPECT_EQ(container.image_pull_policy, "IfNotPresent");
   EXPECT_EQ(container.version, "1.0.2");
   EXPECT_EQ(container.registry_tls, (TLSOptions{.insecure = true}));
@@ -101,7 +102,7 @@ TEST(ParseModule, ReadsEveryFieldOfAFullModule) {
 
   ASSERT_TRUE(container.sign.has_value());
   EXPECT_EQ(container.sign->unsigned_image,
-            "quay.io/kmm-lab/kmm-ci-a-unsigned:${KERNEL_FULL_VERSION}");
+            "registry.example/kmm-lab/kmm-ci-a-unsigned:${KERNEL_FULL_VERSION}");
   EXPECT_EQ(container.sign->unsigned_image_registry_tls, (TLSOptions{true, true}));
   EXPECT_EQ(container.sign->key_secret.name, "secureboot-key");
   EXPECT_EQ(container.sign->cert_secret.name, "secureboot-cert");
@@ -128,7 +129,7 @@ TEST(ParseModule, ReadsEveryFieldOfAFullModule) {
   ASSERT_TRUE(module.spec.device_plugin.has_value());
   const DevicePluginSpec& plugin = *module.spec.device_plugin;
   ASSERT_TRUE(plugin.container.has_value());
-  EXPECT_EQ(plugin.container->image, "quay.io/kmm-lab/kmm-ci-device-plugin:v0.4.0");
+  EXPECT_EQ(plugin.container->image, "registry.example/kmm-lab/kmm-ci-device-plugin:v0.4.0");
   EXPECT_EQ(plugin.container->image_pull_policy, "Always");
   EXPECT_EQ(plugin.container->command, std::vector<std::string>{"/usr/bin/kmm-ci-device-plugin"});
   EXPECT_EQ(plugin.container->args, std::vector<std::string>{"--resource=example.com/kmm-ci-a"});

@@ -37,10 +37,10 @@ Module Valid() {
       "moduleLoader": {"container": {
         "modprobe": {"moduleName": "kmm_ci_a"},
         "kernelMappings": [
-          {"literal": "5.4.0-1089-azure", "containerImage": "quay.io/kmm-lab/kmm-ci-a:azure"},
+          {"literal": "5.4.0-1089-azure", "containerImage": "registry.example/kmm-lab/kmm-ci-a:azure"},
           {"regexp": "^.+$"}
         ],
-        "containerImage": "quay.io/kmm-lab/kmm-ci-a:${KERNEL_FULL_VERSION}"
+        "containerImage": "registry.example/kmm-lab/kmm-ci-a:${KERNEL_FULL_VERSION}"
       }},
       "selector": {"kubernetes.io/os": "linux"}
     }
@@ -114,12 +114,13 @@ TEST(ValidateModule, KernelMappingRegexpMustCompileAsRe2) {
 
 TEST(ValidateModule, ContainerImageNeedsATagOrDigest) {
   Module module = Valid();
-  Loader(module).container_image = "quay.io/kmm-lab/kmm-ci-a";
-  EXPECT_THAT(OnlyProblem(module),
-              HasSubstr("spec.moduleLoader.container.containerImage: \"quay.io/kmm-lab/kmm-ci-a\" "
-                        "has no tag or digest; name one explicitly, e.g. "
-                        "\"quay.io/kmm-lab/kmm-ci-a:v1\""));
-  Loader(module).container_image = "quay.io/kmm-lab/kmm-ci-a@sha256:0123456789abcdef";
+  Loader(module).container_image = "registry.example/kmm-lab/kmm-ci-a";
+  EXPECT_THAT(
+      OnlyProblem(module),
+      HasSubstr("spec.moduleLoader.container.containerImage: \"registry.example/kmm-lab/kmm-ci-a\" "
+                "has no tag or digest; name one explicitly, e.g. "
+                "\"registry.example/kmm-lab/kmm-ci-a:v1\""));
+  Loader(module).container_image = "registry.example/kmm-lab/kmm-ci-a@sha256:0123456789abcdef";
   EXPECT_THAT(ValidateModule(module), IsEmpty());
 }
 
@@ -137,13 +138,13 @@ TEST(ValidateModule, EveryKernelMappingNeedsAnImage) {
   EXPECT_THAT(OnlyProblem(module),
               HasSubstr("spec.moduleLoader.container.kernelMappings[1].containerImage: missing; "
                         "set it here or set spec.moduleLoader.container.containerImage"));
-  Mapping(module, 1).container_image = "quay.io/kmm-lab/kmm-ci-a:${KERNEL_FULL_VERSION}";
+  Mapping(module, 1).container_image = "registry.example/kmm-lab/kmm-ci-a:${KERNEL_FULL_VERSION}";
   EXPECT_THAT(ValidateModule(module), IsEmpty());
 }
 
 TEST(ValidateModule, ImageWithAnUnclosedVariableIsRejected) {
   Module module = Valid();
-  Loader(module).container_image = "quay.io/kmm-lab/kmm-ci-a:${KERNEL_FULL_VERSION";
+  Loader(module).container_image = "registry.example/kmm-lab/kmm-ci-a:${KERNEL_FULL_VERSION";
   EXPECT_THAT(OnlyProblem(module), HasSubstr("has a \"${\" without its closing \"}\""));
 }
 
@@ -361,7 +362,7 @@ TEST(ValidateModule, DraAndDevicePluginAreMutuallyExclusive) {
   Module module = Fixture("dra_module.json");
   module.spec.device_plugin = DevicePluginSpec{};
   module.spec.device_plugin->container = ContainerSpec{};
-  module.spec.device_plugin->container->image = "quay.io/kmm-lab/dp:v1";
+  module.spec.device_plugin->container->image = "registry.example/kmm-lab/dp:v1";
   EXPECT_THAT(OnlyProblem(module),
               HasSubstr("spec.dra: spec.dra and spec.devicePlugin are mutually exclusive"));
 }
@@ -410,11 +411,11 @@ TEST(ValidateModuleUpdate, VersionCannotChangeBetweenEmptyAndSet) {
 }
 
 TEST(ImageHasTagOrDigest, AcceptsWhatUpstreamAccepts) {
-  EXPECT_TRUE(ImageHasTagOrDigest("quay.io/org/kmod:v1"));
+  EXPECT_TRUE(ImageHasTagOrDigest("registry.example/org/kmod:v1"));
   EXPECT_TRUE(ImageHasTagOrDigest("kmod:${KERNEL_FULL_VERSION}"));
   EXPECT_TRUE(ImageHasTagOrDigest("registry.local:5000/org/kmod:5.10.123"));
-  EXPECT_TRUE(ImageHasTagOrDigest("quay.io/org/kmod@sha256:0123abcd"));
-  EXPECT_FALSE(ImageHasTagOrDigest("quay.io/org/kmod"));
+  EXPECT_TRUE(ImageHasTagOrDigest("registry.example/org/kmod@sha256:0123abcd"));
+  EXPECT_FALSE(ImageHasTagOrDigest("registry.example/org/kmod"));
   // Upstream only looks for ':' or '@'; a Module it accepts must apply here too.
   EXPECT_TRUE(ImageHasTagOrDigest("registry.local:5000/org/kmod"));
   EXPECT_FALSE(ImageHasTagOrDigest(""));
