@@ -617,6 +617,15 @@ json ToJson(const DaemonSetStatus& status) {
 
 }  // namespace
 
+ObjectMeta ParseModuleMetadata(const json& object) {
+  Problems ignored;
+  const json* metadata =
+      object.is_object() && object.contains("metadata") ? &object["metadata"] : nullptr;
+  return metadata != nullptr && metadata->is_object()
+             ? ParseMetadata(*metadata, "metadata", ignored)
+             : ObjectMeta{};
+}
+
 absl::StatusOr<Module> ParseModule(const nlohmann::json& object) {
   if (!object.is_object()) {
     return absl::InvalidArgumentError(

@@ -232,6 +232,10 @@ struct Module {
 // Applies the CRD's defaults (dirName "/opt"). Semantic rules are ValidateModule's job.
 absl::StatusOr<Module> ParseModule(const nlohmann::json& object);
 
+// Only the metadata of a Module, leniently: what the operator needs to let a Module whose spec
+// it cannot read be deleted.
+ObjectMeta ParseModuleMetadata(const nlohmann::json& object);
+
 // The Module as JSON, with apiVersion and kind, omitting empty optional fields;
 // ParseModule(ToJson(m)) == m.
 nlohmann::json ToJson(const Module& module);

@@ -375,12 +375,18 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
   ObjectPtr object = caches_.modules.Get(key);
   if (object == nullptr) return kube::Result{};  // gone; its DaemonSets go with their owner
   absl::StatusOr<api::Module> parsed = api::ParseModule(*object);
+  // Deletion comes before validation: a Module that became invalid must still be deletable.
+  if (Terminating(*object)) {
+    if (parsed.ok()) return Finalize(*parsed, *object);
+    api::Module unreadable;  // its spec cannot be read: no retry pod can be built from it
+    unreadable.metadata = api::ParseModuleMetadata(*object);
+    return Finalize(unreadable, *object);
+  }
   if (!parsed.ok()) return ReportInvalid(*object, std::string(parsed.status().message()));
   api::Module& module = *parsed;
   if (std::vector<std::string> problems = api::ValidateModule(module); !problems.empty()) {
     return ReportInvalid(*object, fmt::format("{}", fmt::join(problems, "; ")));
   }
-  if (!module.metadata.deletion_timestamp.empty()) return Finalize(module, *object);
   RETURN_IF_ERROR(EnsureFinalizer(module));
 
   const std::string& ns = module.metadata.namespace_name;
@@ -657,8 +663,10 @@ absl::StatusOr<json> ModuleReconciler::ConfirmUnloads(const api::Module& module,
       if (!mapping) {
         // Without a mapping for the node's kernel now (it rebooted into another kernel), no
         // module of this Module can be loaded there.
-        spdlog::info("Module {}/{}: no kernel mapping for {} on {} now; nothing to unload", ns,
-                     module.metadata.name, kernel, node);
+        spdlog::info(
+            "Module {}/{}: no kernel mapping for {} on {} now (or the spec cannot be "
+            "read); nothing kmm can unload there",
+            ns, module.metadata.name, kernel, node);
         RETURN_IF_ERROR(RemoveUnloadFinalizer(*pod));
         continue;
       }

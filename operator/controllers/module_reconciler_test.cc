@@ -183,6 +183,22 @@ TEST(ModuleReconcilerTest, AnInvalidModuleIsDegradedAndGetsNothing) {
   EXPECT_THAT(degraded["message"].get<std::string>(), HasSubstr("mutually exclusive"));
 }
 
+TEST(ModuleReconcilerTest, AModuleThatBecameInvalidCanStillBeDeleted) {
+  kube::testing::FakeKubeClient client;
+  json module =
+      Module({{"moduleLoader",
+               {{"container",
+                 {{"kernelMappings",
+                   {{{"literal", "6.1.0"}, {"regexp", "x"}, {"containerImage", "i:v1"}}}}}}}}});
+  module["metadata"]["deletionTimestamp"] = "2026-11-25T00:00:00Z";
+  client.Put(kube::resources::kModules, module);
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  Harness harness(client);
+  ASSERT_TRUE(harness.Reconcile().ok());
+  EXPECT_TRUE(
+      (*client.Get(kube::resources::kModules, "ns", "m"))["metadata"]["finalizers"].empty());
+}
+
 TEST(ModuleReconcilerTest, TheFinalizerStaysUntilEveryLoaderPodIsGone) {
   kube::testing::FakeKubeClient client;
   json module = Module();
