@@ -44,11 +44,11 @@ std::string ModuleIndexOf(const nlohmann::json& object) {
 
 // What the reconciler reads of 5,000 loader pods, and nothing else: the labels that tie a
 // pod to its Module and kernel, our template hash, the finalizers (the unload confirmation),
-// the node, the phase, the Ready condition, why a container waits and the loader's exit codes
-// and termination messages.
+// when it was created (a start deadline), the node, the phase, the Ready condition, why a container
+// waits and the loader's exit codes and termination messages.
 nlohmann::json TrimPod(nlohmann::json pod) {
-  nlohmann::json trimmed =
-      kube::KeepFields(pod, {"/spec/nodeName", "/metadata/finalizers", "/status/phase"});
+  nlohmann::json trimmed = kube::KeepFields(pod, {"/spec/nodeName", "/metadata/finalizers",
+                                                  "/metadata/creationTimestamp", "/status/phase"});
   for (std::string_view label :
        {desired::kModuleNameLabel, desired::kComponentLabel, desired::kKernelHashLabel}) {
     const nlohmann::json& value = kube::FieldAt(pod, {"metadata", "labels", label});

@@ -16,6 +16,7 @@ json LoaderPod() {
     "apiVersion": "v1", "kind": "Pod",
     "metadata": {
       "name": "m-loader-abc-x1", "namespace": "ns", "uid": "u", "resourceVersion": "7",
+      "creationTimestamp": "2026-11-25T00:00:00Z",
       "labels": {"kmm.sigs.x-k8s.io/module": "m", "kmm.sigs.x-k8s.io/component": "loader",
                  "kmm.sigs.x-k8s.io/kernel-hash": "abc", "controller-revision-hash": "5d",
                  "pod-template-generation": "1"},
@@ -44,6 +45,7 @@ TEST(CachesTest, TrimPodKeepsWhatTheReconcilerReadsAndNothingElse) {
   const json expected = json::parse(R"({
     "metadata": {
       "name": "m-loader-abc-x1", "namespace": "ns", "resourceVersion": "7",
+      "creationTimestamp": "2026-11-25T00:00:00Z",
       "labels": {"kmm.sigs.x-k8s.io/module": "m", "kmm.sigs.x-k8s.io/component": "loader",
                  "kmm.sigs.x-k8s.io/kernel-hash": "abc"},
       "annotations": {"kmm.sigs.x-k8s.io/template-hash": "t1"},

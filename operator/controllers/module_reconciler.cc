@@ -56,6 +56,20 @@ kube::DeleteOptions BackgroundDeletion() {
   return options;
 }
 
+// How long a new loader pod may take to become Ready before it counts as broken rather than
+// starting, and stops holding back the replacement of the next node.
+constexpr absl::Duration kStartDeadline = absl::Minutes(5);
+
+// How long ago the object was created (zero when unknown: treated as new).
+absl::Duration Age(const json& object) {
+  absl::Time created;
+  std::string error;
+  const json& value = kube::FieldAt(object, {"metadata", "creationTimestamp"});
+  const std::string stamp = value.is_string() ? value.get<std::string>() : "";
+  if (!absl::ParseTime(absl::RFC3339_full, stamp, &created, &error)) return absl::ZeroDuration();
+  return absl::Now() - created;
+}
+
 // How long an object has been terminating.
 absl::Duration TerminatingFor(const json& object) {
   absl::Time since;
@@ -467,13 +481,20 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
 
   // Loader pods: readiness per node, outdated templates, problems.
   std::set<std::string> ready_nodes;
-  std::vector<ObjectPtr> outdated;
+  std::vector<ObjectPtr> outdated;          // every pod with an older template
+  std::vector<ObjectPtr> outdated_unready;  // those of them that serve nothing
   bool in_transition = false;
+  // A replacement under way holds back the next healthy one: a pod still unloading, or a
+  // current pod still starting. One that has not become Ready within the deadline is broken,
+  // reported, and no longer holds anything back.
+  bool replacement_in_flight = false;
   json problems = json::array();
   std::set<std::string> degraded_reasons;
   ASSIGN_OR_RETURN(json unloads, ConfirmUnloads(module, *object, loader_pods));
   for (json& unload : unloads) {
     in_transition = true;
+    // An unload under way holds the rollout back; a blocked one is that node's problem only.
+    if (unload["reason"] == "Unloading") replacement_in_flight = true;
     if (unload["reason"] == "UnloadBlocked") degraded_reasons.insert("UnloadBlocked");
     problems.push_back(std::move(unload));
   }
@@ -481,15 +502,19 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
     const std::string node = NodeOf(*pod);
     if (Terminating(*pod)) continue;  // ConfirmUnloads reported it
     auto expected = template_hash_by_kernel_hash.find(Label(*pod, desired::kKernelHashLabel));
-    if (expected != template_hash_by_kernel_hash.end() &&
-        Annotation(*pod, desired::kTemplateHashAnnotation) != expected->second) {
-      outdated.push_back(pod);
-    }
+    const bool is_outdated = expected != template_hash_by_kernel_hash.end() &&
+                             Annotation(*pod, desired::kTemplateHashAnnotation) != expected->second;
+    if (is_outdated) outdated.push_back(pod);
     if (PodReady(*pod)) {
       ready_nodes.insert(node);
       continue;
     }
     in_transition = true;
+    if (is_outdated) {
+      outdated_unready.push_back(pod);
+    } else if (Age(*pod) < kStartDeadline) {
+      replacement_in_flight = true;
+    }
     std::string message;
     const std::string reason = WaitingReason(*pod, &message);
     if (reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "InvalidImageName") {
@@ -503,15 +528,25 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
                           {"message", last.empty() ? message : last}});
     }
   }
-  // Ordered replacement: one node at a time, the ready label first.
-  if (!outdated.empty() && !in_transition) {
-    const json& pod = *outdated.front();
-    const std::string node = NodeOf(pod);
+  // Outdated pods that are not Ready serve nothing: all of them are replaced at once, so a
+  // fixed image or parameter reaches the nodes where the old one failed. Ready ones go one
+  // node at a time, the ready label first, while no other replacement is under way.
+  std::vector<ObjectPtr> replace = outdated_unready;
+  if (replace.empty() && !replacement_in_flight) {
+    for (const ObjectPtr& pod : outdated) {
+      if (PodReady(*pod)) {
+        replace.push_back(pod);
+        break;
+      }
+    }
+  }
+  for (const ObjectPtr& pod : replace) {
+    const std::string node = NodeOf(*pod);
     RETURN_IF_ERROR(SetNodeLabel(node, desired::DevicePluginReadyLabel(ns, name), false, module));
     RETURN_IF_ERROR(SetNodeLabel(node, desired::ModuleReadyLabel(ns, name), false, module));
     spdlog::info("Module {}/{}: replacing the outdated loader pod on {}", ns, name, node);
     absl::Status deleted =
-        client_.Delete(kube::resources::kPods, ns, pod["metadata"].value("name", ""), {});
+        client_.Delete(kube::resources::kPods, ns, (*pod)["metadata"].value("name", ""), {});
     if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
     ready_nodes.erase(node);
     in_transition = true;

@@ -159,6 +159,84 @@ TEST(ModuleReconcilerTest, ReplacesOutdatedPodsOneNodeAtATimeLabelFirst) {
       desired::ModuleReadyLabel("ns", "m")));
 }
 
+std::vector<std::string> PodDeletes(const kube::testing::FakeKubeClient& client) {
+  std::vector<std::string> deletes;
+  for (const std::string& write : Writes(client)) {
+    if (write.rfind("delete pods", 0) == 0) deletes.push_back(write);
+  }
+  return deletes;
+}
+
+json NotReady(json pod, const std::string& created = "") {
+  pod["status"]["conditions"] = {{{"type", "Ready"}, {"status", "False"}}};
+  if (!created.empty()) pod["metadata"]["creationTimestamp"] = created;
+  return pod;
+}
+
+TEST(ModuleReconcilerTest, OutdatedPodsThatAreNotReadyAreAllReplacedAtOnce) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, Module());
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  client.Put(kube::resources::kNodes, Node("n2", false));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  auto [template_hash, kernel_hash] = CurrentHashes(client);
+  // A wrong image: neither old pod ever became Ready. The fixed spec must reach both.
+  client.Put(kube::resources::kPods, NotReady(LoaderPod("p1", "n1", "old", kernel_hash)));
+  client.Put(kube::resources::kPods, NotReady(LoaderPod("p2", "n2", "old", kernel_hash)));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  EXPECT_THAT(PodDeletes(client),
+              ::testing::UnorderedElementsAre("delete pods ns/p1", "delete pods ns/p2"));
+}
+
+TEST(ModuleReconcilerTest, ABrokenNodeDoesNotHoldBackTheRollout) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, Module());
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  client.Put(kube::resources::kNodes, Node("n2", true));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  auto [template_hash, kernel_hash] = CurrentHashes(client);
+  // n1's current pod has not become Ready for an hour; n2's pod is Ready but outdated.
+  client.Put(kube::resources::kPods,
+             NotReady(LoaderPod("p1", "n1", template_hash, kernel_hash), "2026-01-01T00:00:00Z"));
+  client.Put(kube::resources::kPods, LoaderPod("p2", "n2", "old", kernel_hash));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  EXPECT_THAT(PodDeletes(client), ::testing::ElementsAre("delete pods ns/p2"));
+}
+
+TEST(ModuleReconcilerTest, AStartingPodHoldsBackTheNextReplacement) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, Module());
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  client.Put(kube::resources::kNodes, Node("n2", true));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  auto [template_hash, kernel_hash] = CurrentHashes(client);
+  // n1 was just replaced and its new pod is starting: n2 waits its turn.
+  client.Put(kube::resources::kPods,
+             NotReady(LoaderPod("p1", "n1", template_hash, kernel_hash),
+                      absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone())));
+  client.Put(kube::resources::kPods, LoaderPod("p2", "n2", "old", kernel_hash));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  EXPECT_TRUE(PodDeletes(client).empty()) << ::testing::PrintToString(PodDeletes(client));
+}
+
 TEST(ModuleReconcilerTest, AnInvalidModuleIsDegradedAndGetsNothing) {
   kube::testing::FakeKubeClient client;
   client.Put(
