@@ -60,25 +60,21 @@ kube::DeleteOptions BackgroundDeletion() {
 // starting, and stops holding back the replacement of the next node.
 constexpr absl::Duration kStartDeadline = absl::Minutes(5);
 
-// How long ago the object was created (zero when unknown: treated as new).
-absl::Duration Age(const json& object) {
-  absl::Time created;
+// How long ago the metadata timestamp `field` was (zero when it is missing or unreadable).
+absl::Duration Since(const json& object, std::string_view field) {
+  absl::Time then;
   std::string error;
-  const json& value = kube::FieldAt(object, {"metadata", "creationTimestamp"});
+  const json& value = kube::FieldAt(object, {"metadata", field});
   const std::string stamp = value.is_string() ? value.get<std::string>() : "";
-  if (!absl::ParseTime(absl::RFC3339_full, stamp, &created, &error)) return absl::ZeroDuration();
-  return absl::Now() - created;
+  if (!absl::ParseTime(absl::RFC3339_full, stamp, &then, &error)) return absl::ZeroDuration();
+  return absl::Now() - then;
 }
 
+// How long ago the object was created (zero when unknown: treated as new).
+absl::Duration Age(const json& object) { return Since(object, "creationTimestamp"); }
+
 // How long an object has been terminating.
-absl::Duration TerminatingFor(const json& object) {
-  absl::Time since;
-  std::string error;
-  const json& value = kube::FieldAt(object, {"metadata", "deletionTimestamp"});
-  const std::string stamp = value.is_string() ? value.get<std::string>() : "";
-  if (!absl::ParseTime(absl::RFC3339_full, stamp, &since, &error)) return absl::ZeroDuration();
-  return absl::Now() - since;
-}
+absl::Duration TerminatingFor(const json& object) { return Since(object, "deletionTimestamp"); }
 
 std::string NodeOf(const json& pod) {
   const json& node = kube::FieldAt(pod, {"spec", "nodeName"});

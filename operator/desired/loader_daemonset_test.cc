@@ -6,6 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "operator/desired/labels.h"
+#include "operator/desired/testing/testdata.h"
 #include "operator/kube/yaml.h"
 
 namespace kmm::desired {
@@ -13,12 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string ReadTestdata(const std::string& name) {
-  std::ifstream in(std::string(KMM_DESIRED_TESTDATA) + "/" + name);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::ReadTestdata;
 
 api::Module TestModule() {
   absl::StatusOr<json> parsed = kube::ParseYaml(ReadTestdata("module.yaml"), "module.yaml");

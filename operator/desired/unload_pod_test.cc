@@ -1,10 +1,8 @@
 #include "operator/desired/unload_pod.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "gtest/gtest.h"
 #include "operator/desired/loader_daemonset.h"
+#include "operator/desired/testing/testdata.h"
 #include "operator/kube/yaml.h"
 
 namespace kmm::desired {
@@ -12,31 +10,20 @@ namespace {
 
 using nlohmann::json;
 
-std::string ReadTestdata(const std::string& name) {
-  std::ifstream in(std::string(KMM_DESIRED_TESTDATA) + "/" + name);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-json Yaml(const std::string& name) {
-  absl::StatusOr<json> parsed = kube::ParseYaml(ReadTestdata(name), name);
-  EXPECT_TRUE(parsed.ok()) << parsed.status();
-  return parsed.ok() ? *parsed : json();
-}
+using testing::TestdataYaml;
 
 TEST(UnloadPodTest, IsExactlyTheExpectedObject) {
   // Built from the loader DaemonSet whose golden file loader_daemonset_test checks.
-  const json built =
-      UnloadPodFor(Yaml("loader_daemonset.yaml"), "kmm-ci-a-loader-f778688500-x7k2p", "worker-3");
-  const json expected = Yaml("unload_pod.yaml");
+  const json built = UnloadPodFor(TestdataYaml("loader_daemonset.yaml"),
+                                  "kmm-ci-a-loader-f778688500-x7k2p", "worker-3");
+  const json expected = TestdataYaml("unload_pod.yaml");
   EXPECT_EQ(built, expected) << "built:\n"
                              << kube::ToYaml(built) << "\ndiff (RFC 6902, expected -> built):\n"
                              << json::diff(expected, built).dump(2);
 }
 
 TEST(UnloadPodTest, RunsTheSameConfigAsTheLoaderButUnloads) {
-  const json daemonset = Yaml("loader_daemonset.yaml");
+  const json daemonset = TestdataYaml("loader_daemonset.yaml");
   const json pod = UnloadPodFor(daemonset, "p", "worker-3");
   const json& loader = daemonset["spec"]["template"]["spec"]["containers"][0];
   const json& unloader = pod["spec"]["containers"][0];
