@@ -65,27 +65,7 @@ kubectl apply -k "$work/install" > /dev/null
 kubectl -n kmm-system rollout status deploy/kmm-operator --timeout 300s > /dev/null
 kubectl create namespace "$ns" > /dev/null
 kver=$(kubectl get node "$node" -o jsonpath='{.status.nodeInfo.kernelVersion}')
-module_yaml() {
-  cat <<YAML
-apiVersion: kmm.sigs.x-k8s.io/v1beta1
-kind: Module
-metadata: {name: $module, namespace: $ns}
-spec:
-  selector: {kmm.node.kubernetes.io/kernel-version.full: "$kver"}
-  moduleLoader:
-    container:
-      modprobe: {moduleName: kmm_ci_b, firmwarePath: /firmware}
-      kernelMappings:
-      - regexp: '^.+-amd64$'
-        containerImage: $KMM_REGISTRY/kmm-ci-modules:\${KERNEL_FULL_VERSION}
-  devicePlugin:
-    builtin:
-      resources:
-      - resourceName: $1
-        match: {subsystem: misc, kernel: "kmm-ci-a*"}
-        health: {attribute: health, healthyValue: "1"}
-YAML
-}
+module_yaml() { "$repo/test/node/sample-module" "$ns" "$module" "$kver" "$KMM_REGISTRY" "$1"; }
 first=$(apply_to_capacity "$resource")
 sleep 10
 loader_guest=$(guest_used_mb) loader_rss=$(qemu_rss_mb)

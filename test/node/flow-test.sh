@@ -81,30 +81,7 @@ pass "the operator runs as a pod on $node"
 
 step "1. A Module for kmm_ci_b with the built-in device plugin, selecting nodes by kernel $kver"
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
-cat > "$out/module.yaml" <<YAML
-apiVersion: kmm.sigs.x-k8s.io/v1beta1
-kind: Module
-metadata:
-  name: $module
-  namespace: $ns
-spec:
-  selector:
-    kmm.node.kubernetes.io/kernel-version.full: "$kver"
-  moduleLoader:
-    container:
-      modprobe:
-        moduleName: kmm_ci_b
-        firmwarePath: /firmware
-      kernelMappings:
-      - regexp: '^.+-amd64$'
-        containerImage: $KMM_REGISTRY/kmm-ci-modules:\${KERNEL_FULL_VERSION}
-  devicePlugin:
-    builtin:
-      resources:
-      - resourceName: $resource
-        match: {subsystem: misc, kernel: "kmm-ci-a*"}
-        health: {attribute: health, healthyValue: "1"}
-YAML
+"$here/sample-module" "$ns" "$module" "$kver" "$KMM_REGISTRY" "$resource" > "$out/module.yaml"
 applied=$SECONDS
 kubectl apply -f "$out/module.yaml"
 has_daemonset() { [[ -n $(kubectl -n "$ns" get ds -l kmm.sigs.x-k8s.io/module=$module -o name) ]]; }
