@@ -43,12 +43,28 @@ std::string ModuleIndexOf(const nlohmann::json& object) {
 }
 
 // What the reconciler reads of 5,000 loader pods, and nothing else: the labels that tie a
-// pod to its Module and kernel, our template hash, the finalizers (the unload confirmation),
-// when it was created (a start deadline), the node, the phase, the Ready condition, why a container
-// waits and the loader's exit codes and termination messages.
+// pod to its Module and kernel, our template hash, the node, the Ready condition, why a
+// container waits and the loader's termination messages. What only some pods need is kept for
+// those only, as the cache holds 5,000 running ones: the creation time of a pod that is not
+// Ready (its start deadline), the finalizers, phase and exit codes of a stopping pod (the
+// unload confirmation), and the phase of an unload retry pod.
 nlohmann::json TrimPod(nlohmann::json pod) {
-  nlohmann::json trimmed = kube::KeepFields(pod, {"/spec/nodeName", "/metadata/finalizers",
-                                                  "/metadata/creationTimestamp", "/status/phase"});
+  const bool terminating = !kube::FieldAt(pod, {"metadata", "deletionTimestamp"}).is_null();
+  const nlohmann::json& component =
+      kube::FieldAt(pod, {"metadata", "labels", desired::kComponentLabel});
+  const bool unloader = component.is_string() && component == desired::kUnloaderComponent;
+  std::string ready_status;
+  const nlohmann::json& conditions = kube::FieldAt(pod, {"status", "conditions"});
+  if (conditions.is_array()) {
+    for (const nlohmann::json& condition : conditions) {
+      if (condition.value("type", "") == "Ready") ready_status = condition.value("status", "");
+    }
+  }
+  std::vector<std::string> paths = {"/spec/nodeName"};
+  if (ready_status != "True") paths.push_back("/metadata/creationTimestamp");
+  if (terminating) paths.push_back("/metadata/finalizers");
+  if (terminating || unloader) paths.push_back("/status/phase");
+  nlohmann::json trimmed = kube::KeepFields(pod, paths);
   for (std::string_view label :
        {desired::kModuleNameLabel, desired::kComponentLabel, desired::kKernelHashLabel}) {
     const nlohmann::json& value = kube::FieldAt(pod, {"metadata", "labels", label});
@@ -58,14 +74,8 @@ nlohmann::json TrimPod(nlohmann::json pod) {
       kube::FieldAt(pod, {"metadata", "annotations", desired::kTemplateHashAnnotation});
   if (!hash.is_null())
     trimmed["metadata"]["annotations"][std::string(desired::kTemplateHashAnnotation)] = hash;
-  const nlohmann::json& conditions = kube::FieldAt(pod, {"status", "conditions"});
-  if (conditions.is_array()) {
-    for (const nlohmann::json& condition : conditions) {
-      if (condition.value("type", "") == "Ready") {
-        trimmed["status"]["conditions"] = {
-            {{"type", "Ready"}, {"status", condition.value("status", "")}}};
-      }
-    }
+  if (!ready_status.empty()) {
+    trimmed["status"]["conditions"] = {{{"type", "Ready"}, {"status", ready_status}}};
   }
   for (const char* field : {"initContainerStatuses", "containerStatuses"}) {
     const nlohmann::json& statuses = kube::FieldAt(pod, {"status", field});
@@ -80,14 +90,11 @@ nlohmann::json TrimPod(nlohmann::json pod) {
           if (waiting.contains(key)) kept_waiting[key] = waiting[key];
         }
       }
-      if (status.contains("name")) entry["name"] = status["name"];
       for (const char* state : {"state", "lastState"}) {
-        const nlohmann::json& terminated = kube::FieldAt(status, {state, "terminated"});
-        if (!terminated.is_object()) continue;
-        nlohmann::json& kept_terminated = entry[state]["terminated"] = nlohmann::json::object();
-        for (const char* key : {"exitCode", "message"}) {
-          if (terminated.contains(key)) kept_terminated[key] = terminated[key];
-        }
+        const nlohmann::json& message = kube::FieldAt(status, {state, "terminated", "message"});
+        if (!message.is_null()) entry[state]["terminated"]["message"] = message;
+        const nlohmann::json& exit_code = kube::FieldAt(status, {state, "terminated", "exitCode"});
+        if (terminating && !exit_code.is_null()) entry[state]["terminated"]["exitCode"] = exit_code;
       }
       kept.push_back(std::move(entry));
     }

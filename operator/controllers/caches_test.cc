@@ -48,21 +48,34 @@ TEST(CachesTest, TrimPodKeepsWhatTheReconcilerReadsAndNothingElse) {
       "creationTimestamp": "2026-11-25T00:00:00Z",
       "labels": {"kmm.sigs.x-k8s.io/module": "m", "kmm.sigs.x-k8s.io/component": "loader",
                  "kmm.sigs.x-k8s.io/kernel-hash": "abc"},
-      "annotations": {"kmm.sigs.x-k8s.io/template-hash": "t1"},
-      "finalizers": ["kmm.sigs.x-k8s.io/unload-confirmed"]
+      "annotations": {"kmm.sigs.x-k8s.io/template-hash": "t1"}
     },
     "spec": {"nodeName": "n1"},
     "status": {
-      "phase": "Running",
       "conditions": [{"type": "Ready", "status": "False"}],
-      "initContainerStatuses": [{"name": "copy", "state": {"terminated": {"exitCode": 0}}}],
+      "initContainerStatuses": [{}],
       "containerStatuses": [{
-        "name": "loader",
         "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
-        "lastState": {"terminated": {"exitCode": 1, "message": "module in use"}}}]
+        "lastState": {"terminated": {"message": "module in use"}}}]
     }
   })");
   EXPECT_EQ(trimmed, expected) << trimmed.dump(2);
+}
+
+TEST(CachesTest, TrimPodKeepsAReadyPodsCreationTimeNot) {
+  json pod = LoaderPod();
+  pod["status"]["conditions"] = {{{"type", "Ready"}, {"status", "True"}}};
+  EXPECT_FALSE(TrimPod(pod)["metadata"].contains("creationTimestamp"));
+}
+
+TEST(CachesTest, TrimPodKeepsWhatConfirmsTheUnloadOfAStoppingPod) {
+  json pod = LoaderPod();
+  pod["metadata"]["deletionTimestamp"] = "2026-11-25T01:00:00Z";
+  const json trimmed = TrimPod(pod);
+  EXPECT_EQ(trimmed["metadata"]["finalizers"], json({"kmm.sigs.x-k8s.io/unload-confirmed"}));
+  EXPECT_EQ(trimmed["status"]["phase"], "Running");
+  EXPECT_EQ(trimmed["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
+  EXPECT_EQ(trimmed["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 1);
 }
 
 TEST(CachesTest, TrimPodOfABarePodIsBare) {

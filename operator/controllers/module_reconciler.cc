@@ -146,9 +146,9 @@ std::optional<int> LoaderExitCode(const json& pod) {
     if (pod_done) return 0;
     return std::nullopt;
   }
+  // The loader is the pod's one container (the cache keeps no container names).
   for (const json& container :
        pod.value("status", json::object()).value("containerStatuses", json::array())) {
-    if (container.value("name", "") != "loader") continue;
     const json& terminated = kube::FieldAt(container, {"state", "terminated"});
     if (terminated.is_object()) return terminated.value("exitCode", -1);
   }
