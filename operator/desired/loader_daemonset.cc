@@ -224,7 +224,7 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
 
   const json labels = Labels(module, kernel_hash);
   json pod_template = {{"metadata", {{"labels", labels}, {"finalizers", {kUnloadFinalizer}}}},
-                      {"spec", pod_spec}};
+                       {"spec", pod_spec}};
   pod_template["metadata"]["annotations"] = {
       {kTemplateHashAnnotation, ShortHash(pod_template.dump())}};
   json daemonset_labels = labels;

@@ -79,11 +79,11 @@ class KubeClient {
   virtual absl::StatusOr<nlohmann::json> Update(const Resource& resource, std::string_view ns,
                                                 const nlohmann::json& object,
                                                 std::string_view subresource = "") = 0;
-  virtual absl::Status Delete(const Resource& resource, std::string_view ns,
-                              std::string_view name, const DeleteOptions& options = {}) = 0;
+  virtual absl::Status Delete(const Resource& resource, std::string_view ns, std::string_view name,
+                              const DeleteOptions& options = {}) = 0;
   // RFC 7386 JSON merge patch.
-  virtual absl::StatusOr<nlohmann::json> MergePatch(const Resource& resource,
-                                                    std::string_view ns, std::string_view name,
+  virtual absl::StatusOr<nlohmann::json> MergePatch(const Resource& resource, std::string_view ns,
+                                                    std::string_view name,
                                                     const nlohmann::json& patch,
                                                     std::string_view subresource = "") = 0;
   // Server-side apply of the fields in `object` (which names itself).

@@ -28,8 +28,8 @@ extern char** environ;
 namespace kmm::kube {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 std::string ClusterDir() {
   const char* dir = std::getenv("KMM_TEST_CLUSTER_DIR");
@@ -50,8 +50,8 @@ bool WaitUntil(Condition condition, absl::Duration timeout = absl::Seconds(30)) 
 
 // Runs test/cluster/kmm-test-cluster with `command` (restart-apiserver, compact-etcd).
 int ClusterCommand(const std::string& command) {
-  return std::system(fmt::format("{}/test/cluster/kmm-test-cluster {}", KMM_SOURCE_DIR, command)
-                         .c_str());
+  return std::system(
+      fmt::format("{}/test/cluster/kmm-test-cluster {}", KMM_SOURCE_DIR, command).c_str());
 }
 
 json ConfigMap(const std::string& name, json data = json::object(), json labels = json::object()) {
@@ -77,12 +77,11 @@ class KubeIntegrationTest : public ::testing::Test {
     ASSERT_NE(client_, nullptr);
     std::mt19937 random(std::random_device{}());
     ns_ = fmt::format("kmm-it-{:08x}", random());
-    ASSERT_TRUE(client_
-                    ->Create(resources::kNamespaces, "",
-                             {{"apiVersion", "v1"},
-                              {"kind", "Namespace"},
-                              {"metadata", {{"name", ns_}}}})
-                    .ok());
+    ASSERT_TRUE(
+        client_
+            ->Create(resources::kNamespaces, "",
+                     {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns_}}}})
+            .ok());
   }
   void TearDown() override {
     if (client_ != nullptr) client_->Delete(resources::kNamespaces, "", ns_, {}).IgnoreError();
@@ -96,8 +95,8 @@ class KubeIntegrationTest : public ::testing::Test {
 CurlKubeClient* KubeIntegrationTest::client_ = nullptr;
 
 TEST_F(KubeIntegrationTest, CreatesGetsUpdatesPatchesAndDeletesCoreObjects) {
-  absl::StatusOr<json> created = client().Create(resources::kConfigMaps, ns_,
-                                                 ConfigMap("settings", {{"a", "1"}}));
+  absl::StatusOr<json> created =
+      client().Create(resources::kConfigMaps, ns_, ConfigMap("settings", {{"a", "1"}}));
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_FALSE((*created)["metadata"]["uid"].get<std::string>().empty());
 
@@ -117,8 +116,8 @@ TEST_F(KubeIntegrationTest, CreatesGetsUpdatesPatchesAndDeletesCoreObjects) {
   absl::StatusOr<json> stale = client().Update(resources::kConfigMaps, ns_, changed);
   EXPECT_TRUE(IsApiConflict(stale.status())) << stale.status();
 
-  absl::StatusOr<json> patched = client().MergePatch(
-      resources::kConfigMaps, ns_, "settings", {{"data", {{"b", "3"}, {"a", nullptr}}}});
+  absl::StatusOr<json> patched = client().MergePatch(resources::kConfigMaps, ns_, "settings",
+                                                     {{"data", {{"b", "3"}, {"a", nullptr}}}});
   ASSERT_TRUE(patched.ok()) << patched.status();
   EXPECT_EQ((*patched)["data"], json({{"b", "3"}}));
 
@@ -134,7 +133,8 @@ TEST_F(KubeIntegrationTest, CreatesGetsUpdatesPatchesAndDeletesCoreObjects) {
   EXPECT_TRUE(IsApiNotFound(gone.status())) << gone.status();
   EXPECT_THAT(std::string(gone.status().message()), HasSubstr("\"settings\" not found"));
 
-  absl::StatusOr<json> invalid = client().Create(resources::kConfigMaps, ns_, ConfigMap("Not_Valid"));
+  absl::StatusOr<json> invalid =
+      client().Create(resources::kConfigMaps, ns_, ConfigMap("Not_Valid"));
   EXPECT_TRUE(IsApiInvalid(invalid.status())) << invalid.status();
 }
 
@@ -147,10 +147,11 @@ TEST_F(KubeIntegrationTest, ClusterScopedObjectsAndLabelAndFieldSelectors) {
   EXPECT_EQ(namespaces->items[0]["kind"], "Namespace");
 
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(client()
-                    .Create(resources::kConfigMaps, ns_,
-                            ConfigMap(fmt::format("cm-{}", i), {}, {{"parity", i % 2 ? "odd" : "even"}}))
-                    .ok());
+    ASSERT_TRUE(
+        client()
+            .Create(resources::kConfigMaps, ns_,
+                    ConfigMap(fmt::format("cm-{}", i), {}, {{"parity", i % 2 ? "odd" : "even"}}))
+            .ok());
   }
   ListOptions odd_only;
   odd_only.label_selector = "parity=odd";
@@ -170,7 +171,9 @@ TEST_F(KubeIntegrationTest, PagesThroughTwelveHundredObjects) {
   for (int w = 0; w < 4; ++w) {
     writers.emplace_back([&, w] {
       for (int i = w; i < kCount; i += 4) {
-        if (!client().Create(resources::kConfigMaps, ns_, ConfigMap(fmt::format("item-{:04}", i))).ok()) {
+        if (!client()
+                 .Create(resources::kConfigMaps, ns_, ConfigMap(fmt::format("item-{:04}", i)))
+                 .ok()) {
           ++failures;
         }
       }
@@ -201,31 +204,32 @@ class CustomResourceTest : public KubeIntegrationTest {
  protected:
   static void SetUpTestSuite() {
     KubeIntegrationTest::SetUpTestSuite();
-    json crd = {
-        {"apiVersion", "apiextensions.k8s.io/v1"},
-        {"kind", "CustomResourceDefinition"},
-        {"metadata", {{"name", "widgets.test.kmm.sigs.x-k8s.io"}}},
-        {"spec",
-         {{"group", "test.kmm.sigs.x-k8s.io"},
-          {"scope", "Namespaced"},
-          {"names",
-           {{"plural", "widgets"}, {"singular", "widget"}, {"kind", "Widget"},
-            {"listKind", "WidgetList"}}},
-          {"versions",
-           {{{"name", "v1"},
-             {"served", true},
-             {"storage", true},
-             {"subresources", {{"status", json::object()}}},
-             {"schema",
-              {{"openAPIV3Schema",
-                {{"type", "object"},
-                 {"properties",
-                  {{"spec",
-                    {{"type", "object"},
-                     {"properties", {{"size", {{"type", "integer"}, {"minimum", 1}}}}}}},
-                   {"status",
-                    {{"type", "object"},
-                     {"properties", {{"ready", {{"type", "integer"}}}}}}}}}}}}}}}}}}};
+    json crd = {{"apiVersion", "apiextensions.k8s.io/v1"},
+                {"kind", "CustomResourceDefinition"},
+                {"metadata", {{"name", "widgets.test.kmm.sigs.x-k8s.io"}}},
+                {"spec",
+                 {{"group", "test.kmm.sigs.x-k8s.io"},
+                  {"scope", "Namespaced"},
+                  {"names",
+                   {{"plural", "widgets"},
+                    {"singular", "widget"},
+                    {"kind", "Widget"},
+                    {"listKind", "WidgetList"}}},
+                  {"versions",
+                   {{{"name", "v1"},
+                     {"served", true},
+                     {"storage", true},
+                     {"subresources", {{"status", json::object()}}},
+                     {"schema",
+                      {{"openAPIV3Schema",
+                        {{"type", "object"},
+                         {"properties",
+                          {{"spec",
+                            {{"type", "object"},
+                             {"properties", {{"size", {{"type", "integer"}, {"minimum", 1}}}}}}},
+                           {"status",
+                            {{"type", "object"},
+                             {"properties", {{"ready", {{"type", "integer"}}}}}}}}}}}}}}}}}}};
     absl::StatusOr<json> created = client_->Create(resources::kCustomResourceDefinitions, "", crd);
     ASSERT_TRUE(created.ok() || IsApiAlreadyExists(created.status())) << created.status();
     ASSERT_TRUE(WaitUntil([] {
@@ -355,20 +359,25 @@ TEST_F(KubeIntegrationTest, InformerSurvivesAForced410WithoutLosingAnEvent) {
 
   // Move etcd's revision past ours elsewhere, compact it, and restart the API server: its
   // new watch cache starts after our resourceVersion, so resuming gets 410 Gone.
-  ASSERT_TRUE(client().Create(resources::kConfigMaps, "default",
-                              ConfigMap(fmt::format("bump-{}", ns_))).ok());
+  ASSERT_TRUE(client()
+                  .Create(resources::kConfigMaps, "default", ConfigMap(fmt::format("bump-{}", ns_)))
+                  .ok());
   ASSERT_EQ(ClusterCommand("compact-etcd"), 0);
   ASSERT_EQ(ClusterCommand("restart-apiserver"), 0);
   // Changes made right away, racing the informer's reconnect.
   ASSERT_TRUE(client().Create(resources::kConfigMaps, ns_, ConfigMap("after")).ok());
   ASSERT_TRUE(client().Delete(resources::kConfigMaps, ns_, "before", {}).ok());
-  ASSERT_TRUE(client().MergePatch(resources::kConfigMaps, ns_, "live", {{"data", {{"x", "1"}}}}).ok());
+  ASSERT_TRUE(
+      client().MergePatch(resources::kConfigMaps, ns_, "live", {{"data", {{"x", "1"}}}}).ok());
 
-  EXPECT_TRUE(WaitUntil([&] {
-    return recorder.Saw("add after") && recorder.Saw("delete before") &&
-           recorder.Saw("update live");
-  }, absl::Seconds(60)));
-  EXPECT_GE(informer.stats().relists_after_gone, 1u) << "the API server restart did not force a 410";
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return recorder.Saw("add after") && recorder.Saw("delete before") &&
+               recorder.Saw("update live");
+      },
+      absl::Seconds(60)));
+  EXPECT_GE(informer.stats().relists_after_gone, 1u)
+      << "the API server restart did not force a 410";
   EXPECT_GT(informer.stats().watches, watches_before);
   EXPECT_EQ(informer.Get(ns_ + "/before"), nullptr);
   ASSERT_NE(informer.Get(ns_ + "/live"), nullptr);
@@ -382,8 +391,8 @@ TEST_F(KubeIntegrationTest, WatchEndsCleanlyOnCancel) {
   Cancellation cancel;
   absl::Status result;
   std::thread watcher([&] {
-    result = client().Watch(resources::kConfigMaps, ns_, {}, [](WatchEvent&&) { return true; },
-                            cancel);
+    result = client().Watch(
+        resources::kConfigMaps, ns_, {}, [](WatchEvent&&) { return true; }, cancel);
   });
   absl::SleepFor(absl::Milliseconds(300));  // let it connect; the result is the same if not
   const absl::Time cancelled_at = absl::Now();
@@ -404,8 +413,8 @@ class Candidate {
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, fds[0]);
     const std::string kubeconfig = KubeconfigPath();
-    std::vector<std::string> args = {KMM_LEASE_CANDIDATE, kubeconfig, ns, "kmm-test-lease",
-                                     identity, "3000", "2000", "250"};
+    std::vector<std::string> args = {
+        KMM_LEASE_CANDIDATE, kubeconfig, ns, "kmm-test-lease", identity, "3000", "2000", "250"};
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
