@@ -11,7 +11,9 @@
 #include "operator/desired/device_plugin_daemonset.h"
 #include "operator/desired/labels.h"
 #include "operator/desired/loader_daemonset.h"
+#include "operator/desired/module_status.h"
 #include "operator/desired/node_selection.h"
+#include "operator/desired/plan.h"
 #include "operator/desired/unload_pod.h"
 #include "operator/kube/api_error.h"
 #include "operator/kube/field_filter.h"
@@ -60,21 +62,19 @@ kube::DeleteOptions BackgroundDeletion() {
 // starting, and stops holding back the replacement of the next node.
 constexpr absl::Duration kStartDeadline = absl::Minutes(5);
 
-// How long ago the metadata timestamp `field` was (zero when it is missing or unreadable).
-absl::Duration Since(const json& object, std::string_view field) {
+// How long a third-party device plugin pod may take to stop before a loader on its node
+// unloads anyway (a device it still holds then shows as a blocked, retried unload).
+constexpr absl::Duration kPluginStopDeadline = absl::Minutes(2);
+
+// How long before `now` the metadata timestamp `field` was (zero when missing or unreadable).
+absl::Duration Since(const json& object, std::string_view field, absl::Time now) {
   absl::Time then;
   std::string error;
   const json& value = kube::FieldAt(object, {"metadata", field});
   const std::string stamp = value.is_string() ? value.get<std::string>() : "";
   if (!absl::ParseTime(absl::RFC3339_full, stamp, &then, &error)) return absl::ZeroDuration();
-  return absl::Now() - then;
+  return now - then;
 }
-
-// How long ago the object was created (zero when unknown: treated as new).
-absl::Duration Age(const json& object) { return Since(object, "creationTimestamp"); }
-
-// How long an object has been terminating.
-absl::Duration TerminatingFor(const json& object) { return Since(object, "deletionTimestamp"); }
 
 std::string NodeOf(const json& pod) {
   const json& node = kube::FieldAt(pod, {"spec", "nodeName"});
@@ -166,8 +166,8 @@ json Condition(std::string type, bool status, std::string reason, std::string me
 }
 
 // Keeps lastTransitionTime when a condition's status did not change.
-json WithTransitionTimes(json conditions, const json& previous) {
-  const std::string now = kube::FormatMicroTime(absl::Now()).substr(0, 19) + "Z";
+json WithTransitionTimes(json conditions, const json& previous, absl::Time at) {
+  const std::string now = kube::FormatMicroTime(at).substr(0, 19) + "Z";
   for (json& condition : conditions) {
     condition["lastTransitionTime"] = now;
     for (const json& old : previous) {
@@ -225,11 +225,393 @@ bool Concerns(const json& node, const api::StringMap& selector,
   });
 }
 
+// The label of a NodeInfo, or "" when absent.
+std::string NodeLabel(const desired::NodeInfo& node, const std::string& key) {
+  auto it = node.labels.find(key);
+  return it == node.labels.end() ? "" : it->second;
+}
+
 }  // namespace
 
+// What the caches say about one Module's objects.
+struct ModuleReconciler::Observed {
+  std::vector<desired::NodeInfo> nodes;  // those it targets or has labelled
+  std::vector<ObjectPtr> daemonsets;     // every one it owns, by name
+  std::vector<ObjectPtr> loader_pods;
+  std::vector<ObjectPtr> plugin_pods;  // of the third-party plugin DaemonSet
+};
+
+// What applying the plan left in place.
+struct ModuleReconciler::Applied {
+  std::set<std::string> wanted;  // DaemonSets of the plan
+  // Loader DaemonSets of an older version that nodes still run (ordered upgrade).
+  std::set<std::string> kept;
+  std::map<std::string, std::string> template_hash_by_kernel_hash;  // for outdated pods
+};
+
+// What the loader pods say, and what is being done about it.
+struct ModuleReconciler::Rollout {
+  std::set<std::string> ready_nodes;
+  std::vector<ObjectPtr> outdated;          // every pod with an older template
+  std::vector<ObjectPtr> outdated_unready;  // those of them that serve nothing
+  bool in_transition = false;
+  // A replacement under way holds back the next healthy one: a pod still unloading, or a
+  // current pod still starting. One that has not become Ready within the deadline is broken,
+  // reported, and no longer holds anything back.
+  bool replacement_in_flight = false;
+  std::vector<desired::NodeProblem> problems;
+};
+
 ModuleReconciler::ModuleReconciler(kube::KubeClient& client, Caches& caches,
-                                   kube::EventRecorder& events, desired::OperatorSettings settings)
-    : client_(client), caches_(caches), events_(events), settings_(std::move(settings)) {}
+                                   kube::EventRecorder& events, desired::OperatorSettings settings,
+                                   Clock& clock)
+    : client_(client),
+      caches_(caches),
+      events_(events),
+      settings_(std::move(settings)),
+      clock_(clock) {}
+
+absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key) {
+  ObjectPtr object = caches_.modules.Get(key);
+  if (object == nullptr) return kube::Result{};  // gone; its DaemonSets go with their owner
+  absl::StatusOr<api::Module> parsed = api::ParseModule(*object);
+  // Deletion comes before validation: a Module that became invalid must still be deletable.
+  if (Terminating(*object)) {
+    if (parsed.ok()) return Finalize(*parsed, *object);
+    api::Module unreadable;  // its spec cannot be read: no retry pod can be built from it
+    unreadable.metadata = api::ParseModuleMetadata(*object);
+    return Finalize(unreadable, *object);
+  }
+  if (!parsed.ok()) return ReportInvalid(*object, std::string(parsed.status().message()));
+  const api::Module& module = *parsed;
+  if (std::vector<std::string> problems = api::ValidateModule(module); !problems.empty()) {
+    return ReportInvalid(*object, fmt::format("{}", fmt::join(problems, "; ")));
+  }
+  RETURN_IF_ERROR(EnsureFinalizer(module));
+
+  const Observed observed = Observe(module);
+  const desired::ModulePlan plan = desired::PlanFor(module, observed.nodes);
+  ReportPlanProblems(*object, plan);
+  ASSIGN_OR_RETURN(const Applied applied, ApplyPlan(module, plan, observed));
+  ASSIGN_OR_RETURN(Rollout rollout, ObserveRollout(module, *object, observed, applied));
+  RETURN_IF_ERROR(CollectGarbage(module, *object, plan, observed, applied, &rollout));
+  RETURN_IF_ERROR(ReplaceOutdatedPods(module, *object, plan, observed, &rollout));
+  RETURN_IF_ERROR(MoveNodeVersions(module, *object, plan, observed, &rollout));
+  RETURN_IF_ERROR(SetNodeLabels(module, plan, observed, rollout));
+
+  const desired::RolloutState state = Summarize(observed, applied, rollout);
+  json status = desired::ModuleStatusFor(plan, state, module.metadata.generation);
+  status["conditions"] = WithTransitionTimes(
+      status["conditions"],
+      object->value("status", json::object()).value("conditions", json::array()), clock_.Now());
+  RETURN_IF_ERROR(WriteStatus(*object, status));
+  for (const json& condition : status["conditions"]) {
+    if (condition["type"] == "Progressing" && condition["status"] == "True") {
+      return kube::Result{false, kProgressRecheck};
+    }
+  }
+  return kube::Result{};
+}
+
+ModuleReconciler::Observed ModuleReconciler::Observe(const api::Module& module) {
+  const std::string& ns = module.metadata.namespace_name;
+  const std::string& name = module.metadata.name;
+  Observed observed;
+  const std::string ready_label = desired::ModuleReadyLabel(ns, name);
+  const std::string plugin_label = desired::DevicePluginReadyLabel(ns, name);
+  const std::string loader_version_label = desired::LoaderVersionLabel(ns, name);
+  for (const ObjectPtr& node : caches_.nodes.List()) {
+    if (Concerns(*node, module.spec.selector, {ready_label, plugin_label, loader_version_label})) {
+      observed.nodes.push_back(desired::NodeInfoFrom(*node));
+    }
+  }
+  observed.daemonsets = Owned(caches_.daemonsets, ns, name, "");
+  observed.loader_pods = Owned(caches_.pods, ns, name, desired::kLoaderComponent);
+  observed.plugin_pods = Owned(caches_.pods, ns, name, desired::kDevicePluginComponent);
+  return observed;
+}
+
+void ModuleReconciler::ReportPlanProblems(const json& object, const desired::ModulePlan& plan) {
+  if (!plan.unmapped.empty()) {
+    std::vector<std::string> kernels;
+    for (const desired::KernelGroup& group : plan.unmapped) {
+      kernels.push_back(fmt::format("{} ({} nodes)", group.kernel, group.nodes.size()));
+    }
+    events_.Record(object, kube::EventType::kWarning, "NoKernelMapping",
+                   fmt::format("no kernel mapping for kernel {}", fmt::join(kernels, "; ")));
+  }
+  for (const desired::UnsupportedField& field : plan.unsupported) {
+    events_.Record(object, kube::EventType::kWarning, "FieldNotSupportedYet",
+                   fmt::format("{} is not supported yet: {}", field.field, field.advice));
+  }
+}
+
+absl::StatusOr<ModuleReconciler::Applied> ModuleReconciler::ApplyPlan(
+    const api::Module& module, const desired::ModulePlan& plan, const Observed& observed) {
+  const std::string& ns = module.metadata.namespace_name;
+  Applied applied;
+  for (const desired::LoaderTarget& target : plan.loaders) {
+    // Building a DaemonSet costs more than everything else here; the same Module generation
+    // and kernel always build the same one, so remember what it was and skip the build while
+    // the cached DaemonSet still carries it.
+    const std::string memo_key =
+        fmt::format("{}\n{}\n{}\n{}", module.metadata.uid, module.metadata.generation,
+                    target.kernel, target.mapping.container_image);
+    std::optional<BuiltDaemonSet> built = Remembered(memo_key);
+    ObjectPtr current = built ? caches_.daemonsets.Get(kube::ObjectKey(ns, built->name)) : nullptr;
+    if (!built || current == nullptr ||
+        Annotation(*current, desired::kDesiredHashAnnotation) != built->desired_hash) {
+      json daemonset =
+          desired::LoaderDaemonSetFor(module, target.mapping, target.kernel, settings_);
+      ASSIGN_OR_RETURN(std::string desired_hash, ApplyIfChanged(daemonset));
+      built = BuiltDaemonSet{daemonset["metadata"]["name"], desired_hash,
+                             daemonset["spec"]["template"]["metadata"]["labels"]
+                                      [std::string(desired::kKernelHashLabel)],
+                             daemonset["spec"]["template"]["metadata"]["annotations"]
+                                      [std::string(desired::kTemplateHashAnnotation)]};
+      Remember(memo_key, *built);
+    }
+    applied.wanted.insert(built->name);
+    applied.template_hash_by_kernel_hash[built->kernel_hash] = built->template_hash;
+  }
+  if (plan.third_party_plugin) {
+    json plugin = desired::DevicePluginDaemonSetFor(module, settings_);
+    RETURN_IF_ERROR(ApplyIfChanged(plugin).status());
+    applied.wanted.insert(plugin["metadata"]["name"]);
+  }
+  // Ordered upgrade: a loader DaemonSet of an older version stays, untouched, while a node
+  // still runs it; nodes leave it one by one as administrators relabel them.
+  const std::string loader_version_label =
+      desired::LoaderVersionLabel(ns, module.metadata.name);
+  for (const ObjectPtr& daemonset : observed.daemonsets) {
+    const std::string version = Label(*daemonset, desired::kModuleVersionLabel);
+    if (version.empty() || version == plan.version || applied.wanted.contains(std::string(NameOf(*daemonset)))) {
+      continue;
+    }
+    const bool in_use = std::any_of(observed.nodes.begin(), observed.nodes.end(), [&](const auto& node) {
+      return NodeLabel(node, loader_version_label) == version;
+    });
+    if (in_use) applied.kept.insert(std::string(NameOf(*daemonset)));
+  }
+  return applied;
+}
+
+absl::StatusOr<ModuleReconciler::Rollout> ModuleReconciler::ObserveRollout(
+    const api::Module& module, const json& object, const Observed& observed,
+    const Applied& applied) {
+  Rollout rollout;
+  ASSIGN_OR_RETURN(std::vector<desired::NodeProblem> unloads,
+                   ConfirmUnloads(module, object, observed.loader_pods));
+  for (desired::NodeProblem& unload : unloads) {
+    rollout.in_transition = true;
+    // An unload under way holds the rollout back; a blocked one is that node's problem only.
+    if (unload.reason == "Unloading") rollout.replacement_in_flight = true;
+    rollout.problems.push_back(std::move(unload));
+  }
+  for (const ObjectPtr& pod : observed.loader_pods) {
+    const std::string node = NodeOf(*pod);
+    if (Terminating(*pod)) continue;  // ConfirmUnloads reported it
+    auto expected =
+        applied.template_hash_by_kernel_hash.find(Label(*pod, desired::kKernelHashLabel));
+    const bool is_outdated = expected != applied.template_hash_by_kernel_hash.end() &&
+                             Annotation(*pod, desired::kTemplateHashAnnotation) != expected->second;
+    if (is_outdated) rollout.outdated.push_back(pod);
+    if (PodReady(*pod)) {
+      rollout.ready_nodes.insert(node);
+      continue;
+    }
+    rollout.in_transition = true;
+    if (is_outdated) {
+      rollout.outdated_unready.push_back(pod);
+    } else if (Since(*pod, "creationTimestamp", clock_.Now()) < kStartDeadline) {
+      rollout.replacement_in_flight = true;
+    }
+    std::string message;
+    const std::string reason = WaitingReason(*pod, &message);
+    if (reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "InvalidImageName") {
+      rollout.problems.push_back({node, "ImagePullFailed", message});
+    } else if (reason == "CrashLoopBackOff") {
+      const std::string last = TerminationMessage(*pod);
+      rollout.problems.push_back({node, "LoaderCrashLooping", last.empty() ? message : last});
+    }
+  }
+  return rollout;
+}
+
+absl::StatusOr<bool> ModuleReconciler::DrainNode(const api::Module& module, const json& object,
+                                                 const Observed& observed,
+                                                 const std::string& node) {
+  const std::string& ns = module.metadata.namespace_name;
+  const std::string& name = module.metadata.name;
+  RETURN_IF_ERROR(SetNodeLabel(node, desired::DevicePluginReadyLabel(ns, name), false, module));
+  RETURN_IF_ERROR(SetNodeLabel(node, desired::ModuleReadyLabel(ns, name), false, module));
+  for (const ObjectPtr& pod : observed.plugin_pods) {
+    if (NodeOf(*pod) != node) continue;
+    const std::string phase = PodPhase(*pod);
+    if (phase == "Succeeded" || phase == "Failed") continue;
+    // Without the ready label the DaemonSet controller stops the plugin; wait for it to go,
+    // so the plugin holds no device of a module being unloaded, but not forever.
+    if (!Terminating(*pod)) return false;
+    if (Since(*pod, "deletionTimestamp", clock_.Now()) < kPluginStopDeadline) return false;
+    events_.Record(object, kube::EventType::kWarning, "DevicePluginStopTimeout",
+                   fmt::format("device plugin pod {} on {} has not stopped within {}; unloading "
+                               "anyway (the unload is retried while a device is in use)",
+                               NameOf(*pod), node, absl::FormatDuration(kPluginStopDeadline)));
+  }
+  return true;
+}
+
+absl::Status ModuleReconciler::CollectGarbage(const api::Module& module, const json& object,
+                                              const desired::ModulePlan& plan,
+                                              const Observed& observed, const Applied& applied,
+                                              Rollout* rollout) {
+  const std::string& ns = module.metadata.namespace_name;
+  // DaemonSets no longer wanted (a kernel without nodes, a dropped plugin, an old version no
+  // node runs): their nodes are drained before the pods go.
+  for (const ObjectPtr& daemonset : observed.daemonsets) {
+    const std::string ds_name(NameOf(*daemonset));
+    if (applied.wanted.contains(ds_name) || applied.kept.contains(ds_name) ||
+        Terminating(*daemonset)) {
+      continue;
+    }
+    const std::string kernel_hash = Label(*daemonset, desired::kKernelHashLabel);
+    bool drained = true;
+    for (const ObjectPtr& pod : observed.loader_pods) {
+      if (kernel_hash.empty() || Label(*pod, desired::kKernelHashLabel) != kernel_hash) continue;
+      ASSIGN_OR_RETURN(bool node_drained, DrainNode(module, object, observed, NodeOf(*pod)));
+      drained = drained && node_drained;
+    }
+    if (!drained) {
+      rollout->in_transition = true;
+      continue;
+    }
+    spdlog::info("Module {}/{}: deleting DaemonSet {}, no longer needed", ns, module.metadata.name,
+                 ds_name);
+    absl::Status deleted =
+        client_.Delete(kube::resources::kDaemonSets, ns, ds_name, BackgroundDeletion());
+    if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
+  }
+  // Without ordered upgrades, the nodes' loader version labels have no meaning any more.
+  if (plan.version.empty()) {
+    const std::string label = desired::LoaderVersionLabel(ns, module.metadata.name);
+    for (const desired::NodeInfo& node : observed.nodes) {
+      if (node.labels.contains(label)) RETURN_IF_ERROR(SetNodeLabel(node.name, label, false, module));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModuleReconciler::ReplaceOutdatedPods(const api::Module& module, const json& object,
+                                                   const desired::ModulePlan& plan,
+                                                   const Observed& observed, Rollout* rollout) {
+  (void)plan;
+  // Outdated pods that are not Ready serve nothing: all of them are replaced at once, so a
+  // fixed image or parameter reaches the nodes where the old one failed. Ready ones go one
+  // node at a time, drained first, while no other replacement is under way.
+  std::vector<ObjectPtr> replace = rollout->outdated_unready;
+  if (replace.empty() && !rollout->replacement_in_flight) {
+    for (const ObjectPtr& pod : rollout->outdated) {
+      if (PodReady(*pod)) {
+        replace.push_back(pod);
+        break;
+      }
+    }
+  }
+  const std::string& ns = module.metadata.namespace_name;
+  for (const ObjectPtr& pod : replace) {
+    const std::string node = NodeOf(*pod);
+    rollout->ready_nodes.erase(node);
+    rollout->in_transition = true;
+    ASSIGN_OR_RETURN(bool drained, DrainNode(module, object, observed, node));
+    if (!drained) continue;
+    spdlog::info("Module {}/{}: replacing the outdated loader pod on {}", ns, module.metadata.name,
+                 node);
+    absl::Status deleted = client_.Delete(kube::resources::kPods, ns, std::string(NameOf(*pod)), {});
+    if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModuleReconciler::MoveNodeVersions(const api::Module& module, const json& object,
+                                                const desired::ModulePlan& plan,
+                                                const Observed& observed, Rollout* rollout) {
+  if (plan.version.empty()) return absl::OkStatus();
+  const std::string& ns = module.metadata.namespace_name;
+  const std::string& name = module.metadata.name;
+  const std::string wanted_label = desired::ModuleVersionLabel(ns, name);
+  const std::string loader_label = desired::LoaderVersionLabel(ns, name);
+  std::set<std::string> nodes_with_loader_pods;
+  for (const ObjectPtr& pod : observed.loader_pods) nodes_with_loader_pods.insert(NodeOf(*pod));
+  for (const desired::NodeInfo& node : observed.nodes) {
+    const std::string wanted = NodeLabel(node, wanted_label);  // set by an administrator
+    const std::string running = NodeLabel(node, loader_label);  // what its DaemonSets select
+    if (wanted == running) continue;
+    rollout->in_transition = true;
+    rollout->ready_nodes.erase(node.name);
+    if (!running.empty()) {
+      // Upstream's order: the device plugin leaves, then the old loader (which unloads).
+      ASSIGN_OR_RETURN(bool drained, DrainNode(module, object, observed, node.name));
+      if (!drained) continue;
+      spdlog::info("Module {}/{}: node {} moves from version {} to {}; unloading {}", ns, name,
+                   node.name, running, wanted.empty() ? "(none)" : wanted, running);
+      RETURN_IF_ERROR(SetNodeLabel(node.name, loader_label, false, module));
+      continue;
+    }
+    // The new version's loader starts only once the old one's unload is confirmed.
+    if (nodes_with_loader_pods.contains(node.name)) continue;
+    spdlog::info("Module {}/{}: node {} gets version {}", ns, name, node.name, wanted);
+    RETURN_IF_ERROR(SetNodeLabel(node.name, loader_label, true, module, wanted));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModuleReconciler::SetNodeLabels(const api::Module& module,
+                                             const desired::ModulePlan& plan,
+                                             const Observed& observed, const Rollout& rollout) {
+  const std::string& ns = module.metadata.namespace_name;
+  const std::string& name = module.metadata.name;
+  const std::string ready_label = desired::ModuleReadyLabel(ns, name);
+  const std::string plugin_label = desired::DevicePluginReadyLabel(ns, name);
+  std::set<std::string> plugin_ready_nodes;
+  if (plan.third_party_plugin) {
+    for (const ObjectPtr& pod : observed.plugin_pods) {
+      if (!Terminating(*pod) && PodReady(*pod)) plugin_ready_nodes.insert(NodeOf(*pod));
+    }
+  }
+  for (const desired::NodeInfo& node : observed.nodes) {
+    // A Module with only a device plugin has nothing to load: no ready label.
+    const bool loaded = plan.has_module_loader && rollout.ready_nodes.contains(node.name);
+    const bool plugin = plugin_ready_nodes.contains(node.name) &&
+                        (loaded || !plan.has_module_loader);
+    if (node.labels.contains(ready_label) != loaded) {
+      RETURN_IF_ERROR(SetNodeLabel(node.name, ready_label, loaded, module));
+    }
+    if (node.labels.contains(plugin_label) != plugin) {
+      RETURN_IF_ERROR(SetNodeLabel(node.name, plugin_label, plugin, module));
+    }
+  }
+  return absl::OkStatus();
+}
+
+desired::RolloutState ModuleReconciler::Summarize(const Observed& observed,
+                                                  const Applied& applied,
+                                                  const Rollout& rollout) {
+  desired::RolloutState state;
+  for (const ObjectPtr& daemonset : observed.daemonsets) {
+    const std::string ds_name(NameOf(*daemonset));
+    if (!applied.wanted.contains(ds_name) && !applied.kept.contains(ds_name)) continue;
+    const json status = daemonset->value("status", json::object());
+    const bool loader = Label(*daemonset, desired::kComponentLabel) == desired::kLoaderComponent;
+    (loader ? state.loaders_desired : state.plugins_desired) +=
+        status.value("desiredNumberScheduled", 0);
+    (loader ? state.loaders_available : state.plugins_available) +=
+        status.value("numberAvailable", 0);
+  }
+  state.outdated = static_cast<int>(rollout.outdated.size());
+  state.in_transition = rollout.in_transition;
+  state.problems = rollout.problems;
+  return state;
+}
 
 absl::Status ModuleReconciler::WriteStatus(const json& object, const json& status) {
   const json current = object.value("status", json::object());
@@ -254,7 +636,8 @@ absl::StatusOr<kube::Result> ModuleReconciler::ReportInvalid(const json& object,
                       {Condition("Ready", false, "InvalidSpec", problem, generation),
                        Condition("Progressing", false, "InvalidSpec", "", generation),
                        Condition("Degraded", true, "InvalidSpec", problem, generation)},
-                      object.value("status", json::object()).value("conditions", json::array()))}};
+                      object.value("status", json::object()).value("conditions", json::array()),
+                      clock_.Now())}};
   events_.Record(object, kube::EventType::kWarning, "InvalidSpec", problem);
   RETURN_IF_ERROR(WriteStatus(object, status));
   // Not retried: only a change to the Module fixes it, and that change is a new event.
@@ -309,12 +692,16 @@ void ModuleReconciler::Remember(const std::string& key, BuiltDaemonSet built) {
 }
 
 absl::Status ModuleReconciler::SetNodeLabel(const std::string& node, const std::string& label,
-                                            bool present, const api::Module& module) {
+                                            bool present, const api::Module& module,
+                                            const std::string& value) {
   ObjectPtr cached = caches_.nodes.Get(node);
   if (cached == nullptr) return absl::OkStatus();
-  const bool has = !kube::FieldAt(*cached, {"metadata", "labels", label}).is_null();
-  if (has == present) return absl::OkStatus();
-  json patch = {{"metadata", {{"labels", {{label, present ? json("") : json(nullptr)}}}}}};
+  const json& current = kube::FieldAt(*cached, {"metadata", "labels", label});
+  if (present ? (current.is_string() && current.get_ref<const std::string&>() == value)
+              : current.is_null()) {
+    return absl::OkStatus();
+  }
+  json patch = {{"metadata", {{"labels", {{label, present ? json(value) : json(nullptr)}}}}}};
   absl::StatusOr<json> patched = client_.MergePatch(kube::resources::kNodes, "", node, patch, "");
   if (!patched.ok()) {
     if (kube::IsApiNotFound(patched.status())) return absl::OkStatus();
@@ -332,40 +719,77 @@ absl::StatusOr<kube::Result> ModuleReconciler::Finalize(const api::Module& modul
                                                         const json& object) {
   const std::string& ns = module.metadata.namespace_name;
   const std::string& name = module.metadata.name;
-  // Third-party plugin pods leave first: their label goes, then the loaders'.
+  const int64_t generation = module.metadata.generation;
+  const json previous_conditions =
+      object.value("status", json::object()).value("conditions", json::array());
+  auto write_progress = [&](std::vector<desired::NodeProblem> nodes, std::string message) {
+    return WriteStatus(
+        object, {{"nodes", desired::ListedNodes(nodes)},
+                 {"nodesWithProblemsNumber", static_cast<int>(nodes.size())},
+                 {"conditions",
+                  WithTransitionTimes(
+                      {Condition("Ready", false, "Deleting", "unloading on every node", generation),
+                       Condition("Progressing", true, "Deleting", std::move(message), generation)},
+                      previous_conditions, clock_.Now())}});
+  };
+  // Third-party plugin pods leave first, so none holds a device of a module being unloaded:
+  // the labels they run on go, then their DaemonSet; the loaders wait for them (bounded).
   for (const ObjectPtr& node : caches_.nodes.List()) {
-    const std::string node_name = (*node)["metadata"]["name"];
+    const std::string node_name(NameOf(*node));
     RETURN_IF_ERROR(
         SetNodeLabel(node_name, desired::DevicePluginReadyLabel(ns, name), false, module));
     RETURN_IF_ERROR(SetNodeLabel(node_name, desired::ModuleReadyLabel(ns, name), false, module));
   }
-  for (const ObjectPtr& daemonset : Owned(caches_.daemonsets, ns, name, "")) {
+  std::vector<ObjectPtr> daemonsets = Owned(caches_.daemonsets, ns, name, "");
+  for (const ObjectPtr& daemonset : daemonsets) {
+    if (Terminating(*daemonset) ||
+        Label(*daemonset, desired::kComponentLabel) != desired::kDevicePluginComponent) {
+      continue;
+    }
+    absl::Status deleted = client_.Delete(kube::resources::kDaemonSets, ns,
+                                          std::string(NameOf(*daemonset)), BackgroundDeletion());
+    if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
+  }
+  Observed observed;
+  observed.plugin_pods = Owned(caches_.pods, ns, name, desired::kDevicePluginComponent);
+  std::vector<desired::NodeProblem> stopping_plugins;
+  std::set<std::string> plugin_nodes;
+  for (const ObjectPtr& pod : observed.plugin_pods) plugin_nodes.insert(NodeOf(*pod));
+  for (const std::string& node : plugin_nodes) {
+    ASSIGN_OR_RETURN(bool drained, DrainNode(module, object, observed, node));
+    if (!drained) {
+      stopping_plugins.push_back({node, "Unloading", "waiting for the device plugin pod to stop"});
+    }
+  }
+  if (!stopping_plugins.empty()) {
+    RETURN_IF_ERROR(write_progress(
+        stopping_plugins,
+        fmt::format("{} device plugin pods still stopping", stopping_plugins.size())));
+    return kube::Result{false, kProgressRecheck};
+  }
+  for (const ObjectPtr& daemonset : daemonsets) {
     if (Terminating(*daemonset)) continue;
-    absl::Status deleted =
-        client_.Delete(kube::resources::kDaemonSets, ns, (*daemonset)["metadata"].value("name", ""),
-                       BackgroundDeletion());
+    absl::Status deleted = client_.Delete(kube::resources::kDaemonSets, ns,
+                                          std::string(NameOf(*daemonset)), BackgroundDeletion());
     if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
   }
   std::vector<ObjectPtr> pods = Owned(caches_.pods, ns, name, desired::kLoaderComponent);
   if (!pods.empty()) {
-    ASSIGN_OR_RETURN(json problems, ConfirmUnloads(module, object, pods));
+    ASSIGN_OR_RETURN(std::vector<desired::NodeProblem> problems,
+                     ConfirmUnloads(module, object, pods));
     for (const ObjectPtr& pod : pods) {  // not yet told to stop (their DaemonSet is going)
-      if (Terminating(*pod)) continue;
-      problems.push_back({{"node", NodeOf(*pod)},
-                          {"reason", "Unloading"},
-                          {"message", "the loader pod is being stopped"}});
+      if (!Terminating(*pod)) {
+        problems.push_back({NodeOf(*pod), "Unloading", "the loader pod is being stopped"});
+      }
     }
-    const int64_t generation = module.metadata.generation;
-    RETURN_IF_ERROR(WriteStatus(
-        object,
-        {{"nodes", problems},
-         {"conditions",
-          WithTransitionTimes(
-              {Condition("Ready", false, "Deleting", "unloading on every node", generation),
-               Condition("Progressing", true, "Deleting",
-                         fmt::format("{} loader pods still unloading", pods.size()), generation)},
-              object.value("status", json::object()).value("conditions", json::array()))}}));
+    RETURN_IF_ERROR(
+        write_progress(problems, fmt::format("{} loader pods still unloading", pods.size())));
     return kube::Result{false, kProgressRecheck};
+  }
+  // Every node has unloaded: the ordered-upgrade labels kmm set go too.
+  const std::string version_label = desired::LoaderVersionLabel(ns, name);
+  for (const ObjectPtr& node : caches_.nodes.List()) {
+    RETURN_IF_ERROR(SetNodeLabel(std::string(NameOf(*node)), version_label, false, module));
   }
   json finalizers = json::array();
   for (const std::string& finalizer : module.metadata.finalizers) {
@@ -378,247 +802,6 @@ absl::StatusOr<kube::Result> ModuleReconciler::Finalize(const api::Module& modul
       "");
   if (!patched.ok() && !kube::IsApiNotFound(patched.status())) return patched.status();
   spdlog::info("Module {}/{}: every loader pod is gone; finalizer removed", ns, name);
-  return kube::Result{};
-}
-
-absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key) {
-  ObjectPtr object = caches_.modules.Get(key);
-  if (object == nullptr) return kube::Result{};  // gone; its DaemonSets go with their owner
-  absl::StatusOr<api::Module> parsed = api::ParseModule(*object);
-  // Deletion comes before validation: a Module that became invalid must still be deletable.
-  if (Terminating(*object)) {
-    if (parsed.ok()) return Finalize(*parsed, *object);
-    api::Module unreadable;  // its spec cannot be read: no retry pod can be built from it
-    unreadable.metadata = api::ParseModuleMetadata(*object);
-    return Finalize(unreadable, *object);
-  }
-  if (!parsed.ok()) return ReportInvalid(*object, std::string(parsed.status().message()));
-  api::Module& module = *parsed;
-  if (std::vector<std::string> problems = api::ValidateModule(module); !problems.empty()) {
-    return ReportInvalid(*object, fmt::format("{}", fmt::join(problems, "; ")));
-  }
-  RETURN_IF_ERROR(EnsureFinalizer(module));
-
-  const std::string& ns = module.metadata.namespace_name;
-  const std::string& name = module.metadata.name;
-  const int64_t generation = module.metadata.generation;
-  const std::string ready_label = desired::ModuleReadyLabel(ns, name);
-  const std::string plugin_label = desired::DevicePluginReadyLabel(ns, name);
-  std::vector<desired::NodeInfo> nodes;  // the nodes this Module concerns
-  for (const ObjectPtr& node : caches_.nodes.List()) {
-    if (Concerns(*node, module.spec.selector, {ready_label, plugin_label})) {
-      nodes.push_back(desired::NodeInfoFrom(*node));
-    }
-  }
-
-  // Loader DaemonSets: one per mapped kernel.
-  std::map<std::string, std::string> template_hash_by_kernel_hash;  // for outdated pods
-  std::set<std::string> wanted;
-  std::vector<std::string> unmapped;
-  int matching_nodes = 0;
-  for (const desired::KernelGroup& group : desired::GroupTargetNodes(module, nodes)) {
-    matching_nodes += static_cast<int>(group.nodes.size());
-    if (!group.mapping) {
-      unmapped.push_back(fmt::format("{} (nodes: {})", group.kernel, fmt::join(group.nodes, ", ")));
-      continue;
-    }
-    // Building a DaemonSet costs more than everything else here; the same Module generation
-    // and kernel always build the same one, so remember what it was and skip the build while
-    // the cached DaemonSet still carries it.
-    const std::string memo_key = fmt::format("{}\n{}\n{}\n{}", module.metadata.uid, generation,
-                                             group.kernel, group.mapping->container_image);
-    std::optional<BuiltDaemonSet> built = Remembered(memo_key);
-    ObjectPtr current = built ? caches_.daemonsets.Get(kube::ObjectKey(ns, built->name)) : nullptr;
-    if (!built || current == nullptr ||
-        Annotation(*current, desired::kDesiredHashAnnotation) != built->desired_hash) {
-      json daemonset = desired::LoaderDaemonSetFor(module, *group.mapping, group.kernel, settings_);
-      ASSIGN_OR_RETURN(std::string desired_hash, ApplyIfChanged(daemonset));
-      built = BuiltDaemonSet{daemonset["metadata"]["name"], desired_hash,
-                             daemonset["spec"]["template"]["metadata"]["labels"]
-                                      [std::string(desired::kKernelHashLabel)],
-                             daemonset["spec"]["template"]["metadata"]["annotations"]
-                                      [std::string(desired::kTemplateHashAnnotation)]};
-      Remember(memo_key, *built);
-    }
-    wanted.insert(built->name);
-    template_hash_by_kernel_hash[built->kernel_hash] = built->template_hash;
-  }
-  if (!unmapped.empty()) {
-    events_.Record(*object, kube::EventType::kWarning, "NoKernelMapping",
-                   fmt::format("no kernel mapping for kernel {}", fmt::join(unmapped, "; ")));
-  }
-  const bool third_party = desired::HasThirdPartyDevicePlugin(module);
-  if (third_party) {
-    json plugin = desired::DevicePluginDaemonSetFor(module, settings_);
-    RETURN_IF_ERROR(ApplyIfChanged(plugin).status());
-    wanted.insert(plugin["metadata"]["name"]);
-  }
-
-  std::vector<ObjectPtr> loader_pods = Owned(caches_.pods, ns, name, desired::kLoaderComponent);
-  // DaemonSets no longer wanted (a kernel without nodes, a dropped plugin): their nodes lose
-  // the ready label before the pods go.
-  for (const ObjectPtr& daemonset : Owned(caches_.daemonsets, ns, name, "")) {
-    const std::string ds_name = (*daemonset)["metadata"]["name"];
-    if (wanted.contains(ds_name) || Terminating(*daemonset)) continue;
-    const std::string kernel_hash = Label(*daemonset, desired::kKernelHashLabel);
-    for (const ObjectPtr& pod : loader_pods) {
-      if (!kernel_hash.empty() && Label(*pod, desired::kKernelHashLabel) == kernel_hash) {
-        RETURN_IF_ERROR(
-            SetNodeLabel(NodeOf(*pod), desired::DevicePluginReadyLabel(ns, name), false, module));
-        RETURN_IF_ERROR(
-            SetNodeLabel(NodeOf(*pod), desired::ModuleReadyLabel(ns, name), false, module));
-      }
-    }
-    spdlog::info("Module {}/{}: deleting DaemonSet {}, no longer needed", ns, name, ds_name);
-    absl::Status deleted =
-        client_.Delete(kube::resources::kDaemonSets, ns, ds_name, BackgroundDeletion());
-    if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
-  }
-
-  // Loader pods: readiness per node, outdated templates, problems.
-  std::set<std::string> ready_nodes;
-  std::vector<ObjectPtr> outdated;          // every pod with an older template
-  std::vector<ObjectPtr> outdated_unready;  // those of them that serve nothing
-  bool in_transition = false;
-  // A replacement under way holds back the next healthy one: a pod still unloading, or a
-  // current pod still starting. One that has not become Ready within the deadline is broken,
-  // reported, and no longer holds anything back.
-  bool replacement_in_flight = false;
-  json problems = json::array();
-  std::set<std::string> degraded_reasons;
-  ASSIGN_OR_RETURN(json unloads, ConfirmUnloads(module, *object, loader_pods));
-  for (json& unload : unloads) {
-    in_transition = true;
-    // An unload under way holds the rollout back; a blocked one is that node's problem only.
-    if (unload["reason"] == "Unloading") replacement_in_flight = true;
-    if (unload["reason"] == "UnloadBlocked") degraded_reasons.insert("UnloadBlocked");
-    problems.push_back(std::move(unload));
-  }
-  for (const ObjectPtr& pod : loader_pods) {
-    const std::string node = NodeOf(*pod);
-    if (Terminating(*pod)) continue;  // ConfirmUnloads reported it
-    auto expected = template_hash_by_kernel_hash.find(Label(*pod, desired::kKernelHashLabel));
-    const bool is_outdated = expected != template_hash_by_kernel_hash.end() &&
-                             Annotation(*pod, desired::kTemplateHashAnnotation) != expected->second;
-    if (is_outdated) outdated.push_back(pod);
-    if (PodReady(*pod)) {
-      ready_nodes.insert(node);
-      continue;
-    }
-    in_transition = true;
-    if (is_outdated) {
-      outdated_unready.push_back(pod);
-    } else if (Age(*pod) < kStartDeadline) {
-      replacement_in_flight = true;
-    }
-    std::string message;
-    const std::string reason = WaitingReason(*pod, &message);
-    if (reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "InvalidImageName") {
-      degraded_reasons.insert("ImagePullFailed");
-      problems.push_back({{"node", node}, {"reason", "ImagePullFailed"}, {"message", message}});
-    } else if (reason == "CrashLoopBackOff") {
-      degraded_reasons.insert("LoaderCrashLooping");
-      std::string last = TerminationMessage(*pod);
-      problems.push_back({{"node", node},
-                          {"reason", "LoaderCrashLooping"},
-                          {"message", last.empty() ? message : last}});
-    }
-  }
-  // Outdated pods that are not Ready serve nothing: all of them are replaced at once, so a
-  // fixed image or parameter reaches the nodes where the old one failed. Ready ones go one
-  // node at a time, the ready label first, while no other replacement is under way.
-  std::vector<ObjectPtr> replace = outdated_unready;
-  if (replace.empty() && !replacement_in_flight) {
-    for (const ObjectPtr& pod : outdated) {
-      if (PodReady(*pod)) {
-        replace.push_back(pod);
-        break;
-      }
-    }
-  }
-  for (const ObjectPtr& pod : replace) {
-    const std::string node = NodeOf(*pod);
-    RETURN_IF_ERROR(SetNodeLabel(node, desired::DevicePluginReadyLabel(ns, name), false, module));
-    RETURN_IF_ERROR(SetNodeLabel(node, desired::ModuleReadyLabel(ns, name), false, module));
-    spdlog::info("Module {}/{}: replacing the outdated loader pod on {}", ns, name, node);
-    absl::Status deleted =
-        client_.Delete(kube::resources::kPods, ns, (*pod)["metadata"].value("name", ""), {});
-    if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
-    ready_nodes.erase(node);
-    in_transition = true;
-  }
-  // Node labels follow the pods.
-  std::set<std::string> plugin_ready_nodes;
-  if (third_party) {
-    for (const ObjectPtr& pod : Owned(caches_.pods, ns, name, desired::kDevicePluginComponent)) {
-      if (!Terminating(*pod) && PodReady(*pod)) plugin_ready_nodes.insert(NodeOf(*pod));
-    }
-  }
-  for (const desired::NodeInfo& node : nodes) {  // only nodes whose label must change
-    const bool loaded = ready_nodes.contains(node.name);
-    const bool plugin = loaded && plugin_ready_nodes.contains(node.name);
-    if (node.labels.contains(ready_label) != loaded) {
-      RETURN_IF_ERROR(SetNodeLabel(node.name, ready_label, loaded, module));
-    }
-    if (node.labels.contains(plugin_label) != plugin) {
-      RETURN_IF_ERROR(SetNodeLabel(node.name, plugin_label, plugin, module));
-    }
-  }
-
-  // Status, in upstream's shape plus conditions.
-  int desired_loaders = 0, available_loaders = 0, desired_plugins = 0, available_plugins = 0;
-  for (const ObjectPtr& daemonset : Owned(caches_.daemonsets, ns, name, "")) {
-    if (!wanted.contains((*daemonset)["metadata"].value("name", ""))) continue;
-    const json status = daemonset->value("status", json::object());
-    const bool loader = Label(*daemonset, desired::kComponentLabel) == desired::kLoaderComponent;
-    (loader ? desired_loaders : desired_plugins) += status.value("desiredNumberScheduled", 0);
-    (loader ? available_loaders : available_plugins) += status.value("numberAvailable", 0);
-  }
-  if (!unmapped.empty()) degraded_reasons.insert("NoKernelMapping");
-  std::string degraded_message;
-  if (!unmapped.empty())
-    degraded_message = fmt::format("no kernel mapping for kernel {}", fmt::join(unmapped, "; "));
-  for (const json& problem : problems) {
-    if (problem["reason"] == "Unloading") continue;
-    if (!degraded_message.empty()) degraded_message += "; ";
-    degraded_message +=
-        fmt::format("{} on {}: {}", problem["reason"].get<std::string>(),
-                    problem["node"].get<std::string>(), problem["message"].get<std::string>());
-  }
-  const bool progressing =
-      in_transition || !outdated.empty() || available_loaders < desired_loaders;
-  const bool ready =
-      !progressing && degraded_reasons.empty() && desired_loaders == available_loaders;
-  const std::string degraded_reason =
-      degraded_reasons.empty() ? "AsExpected" : fmt::format("{}", fmt::join(degraded_reasons, ","));
-  json conditions = {
-      Condition("Ready", ready, ready ? "Loaded" : (progressing ? "Progressing" : degraded_reason),
-                fmt::format("{} of {} nodes loaded", available_loaders, desired_loaders),
-                generation),
-      Condition("Progressing", progressing, progressing ? "Rollout" : "AsExpected",
-                progressing ? fmt::format("{} outdated, {} available of {}", outdated.size(),
-                                          available_loaders, desired_loaders)
-                            : "",
-                generation),
-      Condition("Degraded", !degraded_reasons.empty(), degraded_reason, degraded_message,
-                generation),
-  };
-  json status = {
-      {"moduleLoader",
-       {{"nodesMatchingSelectorNumber", matching_nodes},
-        {"desiredNumber", desired_loaders},
-        {"availableNumber", available_loaders}}},
-      {"devicePlugin",
-       {{"nodesMatchingSelectorNumber", third_party ? matching_nodes : 0},
-        {"desiredNumber", desired_plugins},
-        {"availableNumber", available_plugins}}},
-      {"conditions",
-       WithTransitionTimes(
-           conditions, object->value("status", json::object()).value("conditions", json::array()))},
-      {"nodes", problems},
-  };
-  RETURN_IF_ERROR(WriteStatus(*object, status));
-  if (progressing) return kube::Result{false, kProgressRecheck};
   return kube::Result{};
 }
 
@@ -640,10 +823,11 @@ absl::Status ModuleReconciler::RemoveUnloadFinalizer(const json& pod) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<json> ModuleReconciler::ConfirmUnloads(const api::Module& module, const json& object,
-                                                      const std::vector<ObjectPtr>& loader_pods) {
+absl::StatusOr<std::vector<desired::NodeProblem>> ModuleReconciler::ConfirmUnloads(
+    const api::Module& module, const json& object, const std::vector<ObjectPtr>& loader_pods) {
   const std::string& ns = module.metadata.namespace_name;
-  json progress = json::array();
+  const absl::Duration unload_timeout = absl::Seconds(settings_.unload_timeout_seconds);
+  std::vector<desired::NodeProblem> progress;
   for (const ObjectPtr& pod : loader_pods) {
     if (!Terminating(*pod)) continue;
     const std::string node = NodeOf(*pod);
@@ -654,11 +838,10 @@ absl::StatusOr<json> ModuleReconciler::ConfirmUnloads(const api::Module& module,
       // Without the finalizer (a pod from before it existed) the pod goes when it stops;
       // until then, say what is known.
       const bool blocked = (exit_code && *exit_code != 0) ||
-                           TerminatingFor(*pod) > absl::Seconds(settings_.unload_timeout_seconds);
-      progress.push_back({{"node", node},
-                          {"reason", blocked ? "UnloadBlocked" : "Unloading"},
-                          {"message", loader_message.empty() ? "the loader is unloading the modules"
-                                                             : loader_message}});
+                           Since(*pod, "deletionTimestamp", clock_.Now()) > unload_timeout;
+      progress.push_back({node, blocked ? "UnloadBlocked" : "Unloading",
+                          loader_message.empty() ? "the loader is unloading the modules"
+                                                 : loader_message});
       continue;
     }
     if (node.empty() || caches_.nodes.Get(node) == nullptr) {
@@ -668,10 +851,9 @@ absl::StatusOr<json> ModuleReconciler::ConfirmUnloads(const api::Module& module,
       continue;
     }
     if (!exit_code) {
-      const bool overdue = TerminatingFor(*pod) > absl::Seconds(settings_.unload_timeout_seconds);
-      progress.push_back({{"node", node},
-                          {"reason", overdue ? "UnloadBlocked" : "Unloading"},
-                          {"message", "the loader is unloading the modules"}});
+      const bool overdue = Since(*pod, "deletionTimestamp", clock_.Now()) > unload_timeout;
+      progress.push_back(
+          {node, overdue ? "UnloadBlocked" : "Unloading", "the loader is unloading the modules"});
       continue;
     }
     const std::string retry_name = desired::UnloadPodName(pod_name);
@@ -712,14 +894,11 @@ absl::StatusOr<json> ModuleReconciler::ConfirmUnloads(const api::Module& module,
     }
     const std::string retry_message = retry != nullptr ? TerminationMessage(*retry) : "";
     const std::string message = retry_message.empty() ? loader_message : retry_message;
-    progress.push_back(
-        {{"node", node},
-         {"reason", "UnloadBlocked"},
-         {"message", fmt::format("{} (retrying in pod {})",
-                                 message.empty() ? "the loader was stopped before it "
-                                                   "unloaded"
-                                                 : message,
-                                 retry_name)}});
+    progress.push_back({node, "UnloadBlocked",
+                        fmt::format("{} (retrying in pod {})",
+                                    message.empty() ? "the loader was stopped before it unloaded"
+                                                    : message,
+                                    retry_name)});
   }
   return progress;
 }

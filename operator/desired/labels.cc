@@ -19,6 +19,10 @@ std::string ModuleVersionLabel(std::string_view ns, std::string_view name) {
   return fmt::format("kmm.node.kubernetes.io/version-module.{}.{}", ns, name);
 }
 
+std::string LoaderVersionLabel(std::string_view ns, std::string_view name) {
+  return fmt::format("beta.kmm.node.kubernetes.io/version-module-loader.{}.{}", ns, name);
+}
+
 std::string ShortHash(std::string_view text) {
   uint64_t hash = 14695981039346656037ull;
   for (unsigned char c : text) {

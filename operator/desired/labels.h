@@ -18,6 +18,8 @@ inline constexpr std::string_view kModuleNameLabel = "kmm.sigs.x-k8s.io/module";
 inline constexpr std::string_view kComponentLabel =
     "kmm.sigs.x-k8s.io/component";  // loader|device-plugin
 inline constexpr std::string_view kKernelHashLabel = "kmm.sigs.x-k8s.io/kernel-hash";
+// On loader DaemonSets of a Module with spec.moduleLoader.container.version: that version.
+inline constexpr std::string_view kModuleVersionLabel = "kmm.sigs.x-k8s.io/module-version";
 inline constexpr std::string_view kManagedByLabel = "app.kubernetes.io/managed-by";
 inline constexpr std::string_view kManagedByValue = "kmm-operator";
 // On loader pod templates: a hash of the template, to tell an outdated pod from a current one
@@ -44,6 +46,10 @@ std::string ModuleReadyLabel(std::string_view ns, std::string_view name);
 std::string DevicePluginReadyLabel(std::string_view ns, std::string_view name);
 // The user-set label for ordered upgrades: the version of the Module a node should run.
 std::string ModuleVersionLabel(std::string_view ns, std::string_view name);
+// The label the operator sets from it, one step at a time (upstream's internal
+// beta.kmm.node.kubernetes.io/version-module-loader.<ns>.<name>): the version whose loader
+// DaemonSet runs on the node. It changes only once the old version's unload is confirmed.
+std::string LoaderVersionLabel(std::string_view ns, std::string_view name);
 
 // A label value for a kernel version: kernels are already valid values almost always; any
 // other character becomes '_', and one longer than 63 characters is cut and suffixed with a

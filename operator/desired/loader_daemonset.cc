@@ -198,7 +198,9 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
   for (const auto& [key, value] : module.spec.selector) node_selector[key] = value;
   node_selector[kKernelVersionLabel] = KernelLabelValue(kernel);
   if (!version.empty()) {
-    node_selector[ModuleVersionLabel(module.metadata.namespace_name, module.metadata.name)] =
+    // Ordered upgrade: nodes get this version's loader once the operator has moved them to
+    // it, after an administrator asked for it (ModuleVersionLabel) and the old one unloaded.
+    node_selector[LoaderVersionLabel(module.metadata.namespace_name, module.metadata.name)] =
         version;
   }
 
@@ -229,6 +231,7 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
       {kTemplateHashAnnotation, ShortHash(pod_template.dump())}};
   json daemonset_labels = labels;
   daemonset_labels[kKernelVersionLabel] = KernelLabelValue(kernel);
+  if (!version.empty()) daemonset_labels[kModuleVersionLabel] = version;
   return {
       {"apiVersion", "apps/v1"},
       {"kind", "DaemonSet"},

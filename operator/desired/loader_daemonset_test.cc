@@ -99,14 +99,19 @@ TEST(LoaderDaemonSetTest, WithoutFirmwareOrPluginThePodIsNotPrivilegedNorOnTheHo
             loader["command"].end());
 }
 
-TEST(LoaderDaemonSetTest, AModuleVersionSelectsNodesLabelledForIt) {
+TEST(LoaderDaemonSetTest, AModuleVersionSelectsNodesTheOperatorMovedToIt) {
   api::Module module = TestModule();
   module.spec.module_loader->container.version = "v2";
   std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(module, "5.15.0-43-generic");
   json built = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
-  EXPECT_EQ(built["spec"]["template"]["spec"]["nodeSelector"]
-                 ["kmm.node.kubernetes.io/version-module.kmm-demo.kmm-ci-a"],
-            "v2");
+  const json& selector = built["spec"]["template"]["spec"]["nodeSelector"];
+  // Not the administrator's label: the operator sets this one once the old version unloaded.
+  EXPECT_EQ(selector["beta.kmm.node.kubernetes.io/version-module-loader.kmm-demo.kmm-ci-a"], "v2");
+  EXPECT_FALSE(selector.contains("kmm.node.kubernetes.io/version-module.kmm-demo.kmm-ci-a"));
+  EXPECT_EQ(built["metadata"]["labels"]["kmm.sigs.x-k8s.io/module-version"], "v2");
+  EXPECT_NE(built["metadata"]["name"],
+            LoaderDaemonSetFor(TestModule(), *mapping, "5.15.0-43-generic", Settings())["metadata"]
+                              ["name"]);
 }
 
 }  // namespace

@@ -1,15 +1,95 @@
 #include "operator/desired/plan.h"
 
+#include <map>
+
 #include "fmt/format.h"
 #include "fmt/ranges.h"
 #include "operator/desired/device_plugin_daemonset.h"
 #include "operator/desired/labels.h"
 #include "operator/desired/loader_daemonset.h"
-#include "operator/desired/node_selection.h"
+#include "operator/desired/module_status.h"
 
 namespace kmm::desired {
+namespace {
 
 using nlohmann::json;
+
+constexpr std::string_view kBuildAdvice =
+    "kmm does not build module images in the cluster; build the image, push it and set "
+    "containerImage to it, then remove the field";
+constexpr std::string_view kSignAdvice =
+    "kmm does not sign modules in the cluster; sign the .ko files with the kernel's sign-file "
+    "before building the image, then remove the field";
+constexpr std::string_view kRegistryTlsAdvice =
+    "kmm does not contact registries itself; the nodes' container runtime pulls the image with "
+    "its own TLS settings, so configure the registry there and remove the field";
+
+void AddMappingFields(const std::string& prefix, const std::optional<api::Build>& build,
+                      const std::optional<api::Sign>& sign,
+                      const std::optional<api::TLSOptions>& registry_tls,
+                      std::vector<UnsupportedField>* out) {
+  if (build) out->push_back({prefix + ".build", std::string(kBuildAdvice)});
+  if (sign) out->push_back({prefix + ".sign", std::string(kSignAdvice)});
+  if (registry_tls) out->push_back({prefix + ".registryTLS", std::string(kRegistryTlsAdvice)});
+}
+
+}  // namespace
+
+std::vector<UnsupportedField> UnsupportedFieldsOf(const api::Module& module) {
+  std::vector<UnsupportedField> fields;
+  if (module.spec.module_loader) {
+    const api::ModuleLoaderContainerSpec& container = module.spec.module_loader->container;
+    const std::string prefix = "spec.moduleLoader.container";
+    AddMappingFields(prefix, container.build, container.sign, container.registry_tls, &fields);
+    for (size_t i = 0; i < container.kernel_mappings.size(); ++i) {
+      const api::KernelMapping& mapping = container.kernel_mappings[i];
+      AddMappingFields(fmt::format("{}.kernelMappings[{}]", prefix, i), mapping.build,
+                       mapping.sign, mapping.registry_tls, &fields);
+    }
+  }
+  if (module.spec.dra) {
+    fields.push_back({"spec.dra",
+                      "kmm runs no DRA driver; expose the devices with spec.devicePlugin "
+                      "(built in or your own) and remove spec.dra"});
+  }
+  if (module.spec.image_rebuild_trigger_generation) {
+    fields.push_back({"spec.imageRebuildTriggerGeneration",
+                      "kmm never rebuilds images; push a new image under a new tag and change "
+                      "containerImage, then remove the field"});
+  }
+  return fields;
+}
+
+ModulePlan PlanFor(const api::Module& module, const std::vector<NodeInfo>& nodes) {
+  ModulePlan plan;
+  plan.has_module_loader = module.spec.module_loader.has_value();
+  plan.third_party_plugin = HasThirdPartyDevicePlugin(module);
+  plan.unsupported = UnsupportedFieldsOf(module);
+  if (plan.has_module_loader) plan.version = module.spec.module_loader->container.version;
+  const std::string version_label =
+      ModuleVersionLabel(module.metadata.namespace_name, module.metadata.name);
+  std::map<std::string_view, const std::map<std::string, std::string>*> labels_by_node;
+  for (const NodeInfo& node : nodes) labels_by_node[node.name] = &node.labels;
+  for (KernelGroup& group : GroupTargetNodes(module, nodes)) {
+    plan.matching_nodes += static_cast<int>(group.nodes.size());
+    if (!plan.has_module_loader) continue;  // nothing to load: no mapping needed
+    if (!group.mapping) {
+      plan.unmapped.push_back(std::move(group));
+      continue;
+    }
+    if (!plan.version.empty()) {
+      // Ordered upgrade: the version's loader goes only to nodes labelled for it.
+      std::erase_if(group.nodes, [&](const std::string& node) {
+        auto labels = labels_by_node.find(node);
+        return labels == labels_by_node.end() ||
+               labels->second->find(version_label) == labels->second->end() ||
+               labels->second->at(version_label) != plan.version;
+      });
+    }
+    plan.loaders.push_back({group.kernel, std::move(group.nodes), std::move(*group.mapping)});
+  }
+  return plan;
+}
 
 Plan PlanModule(const api::Module& module, const std::vector<json>& nodes,
                 const OperatorSettings& settings) {
@@ -34,22 +114,26 @@ Plan PlanModule(const api::Module& module, const std::vector<json>& nodes,
     }
     infos.push_back(std::move(info));
   }
-  if (module.spec.module_loader) {
-    for (const KernelGroup& group : GroupTargetNodes(module, infos)) {
-      if (!group.mapping) {
-        plan.warnings.push_back(fmt::format(
-            "Module {}/{}: no kernel mapping matches kernel {} (nodes: {}); those nodes get no "
-            "loader until a mapping (literal or regexp) covers it",
-            module.metadata.namespace_name, module.metadata.name, group.kernel,
-            fmt::join(group.nodes, ", ")));
-        continue;
-      }
-      items.push_back(LoaderDaemonSetFor(module, *group.mapping, group.kernel, settings));
-    }
+  const ModulePlan module_plan = PlanFor(module, infos);
+  for (const KernelGroup& group : module_plan.unmapped) {
+    plan.warnings.push_back(fmt::format(
+        "Module {}/{}: no kernel mapping matches kernel {} (nodes: {}); those nodes get no "
+        "loader until a mapping (literal or regexp) covers it",
+        module.metadata.namespace_name, module.metadata.name, group.kernel,
+        fmt::join(group.nodes, ", ")));
   }
-  if (HasThirdPartyDevicePlugin(module))
-    items.push_back(DevicePluginDaemonSetFor(module, settings));
+  for (const UnsupportedField& field : module_plan.unsupported) {
+    plan.warnings.push_back(fmt::format("Module {}/{}: {} is not supported yet: {}",
+                                        module.metadata.namespace_name, module.metadata.name,
+                                        field.field, field.advice));
+  }
+  for (const LoaderTarget& target : module_plan.loaders) {
+    items.push_back(LoaderDaemonSetFor(module, target.mapping, target.kernel, settings));
+  }
+  if (module_plan.third_party_plugin) items.push_back(DevicePluginDaemonSetFor(module, settings));
   plan.list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}};
+  plan.expected_status = ModuleStatusFor(module_plan, ConvergedRollout(module_plan),
+                                         module.metadata.generation);
   return plan;
 }
 
