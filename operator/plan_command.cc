@@ -49,6 +49,18 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
   }
   desired::Plan plan = desired::PlanModule(module, nodes, options.settings);
   for (const std::string& warning : plan.warnings) err << "warning: " << warning << "\n";
+  // The status the operator will write once every planned pod is ready, from the same
+  // function: conditions one per line, then the counts.
+  for (const nlohmann::json& condition : plan.expected_status["conditions"]) {
+    err << fmt::format("expected status: {}={} {}", condition["type"].get<std::string>(),
+                       condition["status"].get<std::string>(),
+                       condition["reason"].get<std::string>());
+    const std::string message = condition["message"];
+    if (!message.empty()) err << ": " << message;
+    err << "\n";
+  }
+  err << "expected status: moduleLoader " << plan.expected_status["moduleLoader"].dump()
+      << ", devicePlugin " << plan.expected_status["devicePlugin"].dump() << "\n";
   if (options.output == "json") {
     out << plan.list.dump(2) << "\n";
   } else {

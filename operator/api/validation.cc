@@ -117,7 +117,9 @@ class Validator {
     CheckSelector(module.spec.selector);
     CheckTolerations(module.spec.tolerations);
     if (module.spec.module_loader) CheckModuleLoader(module.spec.module_loader->container);
-    if (module.spec.device_plugin) CheckDevicePlugin(*module.spec.device_plugin);
+    if (module.spec.device_plugin) {
+      CheckDevicePlugin(*module.spec.device_plugin, module.spec.module_loader.has_value());
+    }
     if (module.spec.dra) CheckDra(*module.spec.dra, module.spec.device_plugin.has_value());
     return std::move(problems_);
   }
@@ -381,7 +383,13 @@ class Validator {
     CheckPullPolicy(path, container.image_pull_policy);
   }
 
-  void CheckDevicePlugin(const DevicePluginSpec& plugin) {
+  void CheckDevicePlugin(const DevicePluginSpec& plugin, bool has_module_loader) {
+    if (!plugin.builtin.is_null() && !has_module_loader) {
+      Problem(
+          "spec.devicePlugin.builtin: the built-in device plugin runs in the loader pod, so it "
+          "needs spec.moduleLoader; add one, or run your own plugin with "
+          "spec.devicePlugin.container");
+    }
     if (plugin.container) CheckContainer("spec.devicePlugin.container", *plugin.container);
     if (plugin.init_container) {
       CheckContainer("spec.devicePlugin.initContainer", *plugin.init_container);

@@ -340,6 +340,9 @@ void ModuleReconciler::ReportPlanProblems(const json& object, const desired::Mod
     events_.Record(object, kube::EventType::kWarning, "NoKernelMapping",
                    fmt::format("no kernel mapping for kernel {}", fmt::join(kernels, "; ")));
   }
+  for (const std::string& warning : plan.warnings) {
+    events_.Record(object, kube::EventType::kWarning, "ImageWithoutTag", warning);
+  }
   for (const desired::UnsupportedField& field : plan.unsupported) {
     events_.Record(object, kube::EventType::kWarning, "FieldNotSupportedYet",
                    fmt::format("{} is not supported yet: {}", field.field, field.advice));

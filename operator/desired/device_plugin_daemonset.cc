@@ -42,7 +42,11 @@ json DevicePluginDaemonSetFor(const api::Module& module, const OperatorSettings&
 
   json node_selector = json::object();
   for (const auto& [key, value] : module.spec.selector) node_selector[key] = value;
-  node_selector[ModuleReadyLabel(module.metadata.namespace_name, module.metadata.name)] = "";
+  // Where the module is loaded; a Module with only a device plugin loads nothing, and its
+  // plugin runs wherever the selector says (as upstream).
+  if (module.spec.module_loader) {
+    node_selector[ModuleReadyLabel(module.metadata.namespace_name, module.metadata.name)] = "";
+  }
 
   json volumes = plugin.volumes;
   if (!volumes.is_array()) volumes = json::array();

@@ -33,7 +33,23 @@ void AddMappingFields(const std::string& prefix, const std::optional<api::Build>
   if (registry_tls) out->push_back({prefix + ".registryTLS", std::string(kRegistryTlsAdvice)});
 }
 
+void WarnIfUntagged(std::string_view what, const std::string& image,
+                    std::vector<std::string>* warnings) {
+  if (image.empty() || ImageHasExplicitTag(image)) return;
+  warnings->push_back(fmt::format(
+      "{} \"{}\" has no tag, so the container runtime pulls \"{}:latest\", which can change "
+      "under running nodes; name a tag or digest",
+      what, image, image));
+}
+
 }  // namespace
+
+bool ImageHasExplicitTag(std::string_view image) {
+  if (image.find('@') != std::string_view::npos) return true;
+  const size_t slash = image.rfind('/');
+  const std::string_view last = slash == std::string_view::npos ? image : image.substr(slash + 1);
+  return last.find(':') != std::string_view::npos;
+}
 
 std::vector<UnsupportedField> UnsupportedFieldsOf(const api::Module& module) {
   std::vector<UnsupportedField> fields;
@@ -86,7 +102,13 @@ ModulePlan PlanFor(const api::Module& module, const std::vector<NodeInfo>& nodes
                labels->second->at(version_label) != plan.version;
       });
     }
+    WarnIfUntagged(fmt::format("the module image for kernel {}", group.kernel),
+                   group.mapping->container_image, &plan.warnings);
     plan.loaders.push_back({group.kernel, std::move(group.nodes), std::move(*group.mapping)});
+  }
+  if (plan.third_party_plugin) {
+    WarnIfUntagged("the device plugin image", module.spec.device_plugin->container->image,
+                   &plan.warnings);
   }
   return plan;
 }
@@ -121,6 +143,10 @@ Plan PlanModule(const api::Module& module, const std::vector<json>& nodes,
         "loader until a mapping (literal or regexp) covers it",
         module.metadata.namespace_name, module.metadata.name, group.kernel,
         fmt::join(group.nodes, ", ")));
+  }
+  for (const std::string& warning : module_plan.warnings) {
+    plan.warnings.push_back(fmt::format("Module {}/{}: {}", module.metadata.namespace_name,
+                                        module.metadata.name, warning));
   }
   for (const UnsupportedField& field : module_plan.unsupported) {
     plan.warnings.push_back(fmt::format("Module {}/{}: {} is not supported yet: {}",

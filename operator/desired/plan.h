@@ -39,11 +39,17 @@ struct ModulePlan {
   // labels them (ModuleVersionLabel); empty when the Module does not use ordered upgrades.
   std::string version;
   std::vector<UnsupportedField> unsupported;
+  // Accepted but worth a Warning event, e.g. an image without a tag.
+  std::vector<std::string> warnings;
 };
 
 // `nodes` are the nodes the Module may concern (others are filtered out here). The Module must
 // be valid (api::ValidateModule).
 ModulePlan PlanFor(const api::Module& module, const std::vector<NodeInfo>& nodes);
+
+// Whether the image names a tag or digest ("host:5000/name" passes upstream's check but has
+// neither; the runtime then pulls ":latest").
+bool ImageHasExplicitTag(std::string_view image);
 
 // Every spec field the operator parses but does not act on yet (in-cluster builds, signing,
 // DRA, registry TLS, image rebuild triggers), with what to do instead.
