@@ -72,5 +72,90 @@ TEST(PlanTest, TheThirdPartyPluginRunsWhereTheModuleIsReady) {
   EXPECT_EQ(plugin["metadata"]["ownerReferences"][0]["uid"], "u");
 }
 
+TEST(PlanTest, AVersionedModuleTargetsOnlyNodesLabelledForItsVersion) {
+  api::Module module = TwoMappingModule(false);
+  module.spec.module_loader->container.version = "v2";
+  const std::string label = ModuleVersionLabel("ns", "m");
+  std::vector<NodeInfo> nodes = {
+      NodeInfoFrom(Node("a", "5.15.0-43-generic", {{label, "v2"}})),
+      NodeInfoFrom(Node("b", "5.15.0-43-generic", {{label, "v1"}})),
+      NodeInfoFrom(Node("c", "5.15.0-43-generic"))};
+  const ModulePlan plan = PlanFor(module, nodes);
+  EXPECT_EQ(plan.matching_nodes, 3);
+  ASSERT_EQ(plan.loaders.size(), 1u);
+  EXPECT_THAT(plan.loaders[0].nodes, ::testing::ElementsAre("a"));
+  EXPECT_EQ(plan.version, "v2");
+}
+
+TEST(PlanTest, AModuleWithOnlyADevicePluginNeedsNoKernelMapping) {
+  api::Module module = TwoMappingModule(true);
+  module.spec.module_loader.reset();
+  const ModulePlan plan = PlanFor(module, {NodeInfoFrom(Node("c", "6.1.0-1-amd64"))});
+  EXPECT_FALSE(plan.has_module_loader);
+  EXPECT_TRUE(plan.unmapped.empty());
+  EXPECT_TRUE(plan.loaders.empty());
+  EXPECT_EQ(plan.matching_nodes, 1);
+  Plan printed = PlanModule(module, {Node("c", "6.1.0-1-amd64")}, {});
+  ASSERT_EQ(printed.list["items"].size(), 2u);  // the node's kernel label, the plugin
+  EXPECT_FALSE(printed.list["items"][1]["spec"]["template"]["spec"]["nodeSelector"].contains(
+      "kmm.node.kubernetes.io/ns.m.ready"));
+}
+
+TEST(PlanTest, FieldsNotActedOnAreNamedWithWhatToDo) {
+  json module = {
+      {"metadata", {{"name", "m"}, {"namespace", "ns"}}},
+      {"spec",
+       {{"selector", json::object()},
+        {"imageRebuildTriggerGeneration", 2},
+        {"moduleLoader",
+         {{"container",
+           {{"modprobe", {{"moduleName", "m"}}},
+            {"sign", {{"keySecret", {{"name", "k"}}}, {"certSecret", {{"name", "c"}}}}},
+            {"kernelMappings",
+             {{{"literal", "6.1.0"},
+               {"containerImage", "img:v1"},
+               {"build", {{"dockerfileConfigMap", {{"name", "d"}}}}},
+               {"registryTLS", {{"insecure", true}}}}}}}}}}}}};
+  std::vector<std::string> fields;
+  for (const UnsupportedField& field : UnsupportedFieldsOf(*api::ParseModule(module))) {
+    fields.push_back(field.field);
+    EXPECT_THAT(field.advice, ::testing::HasSubstr("remove"));
+  }
+  EXPECT_THAT(fields, ::testing::ElementsAre("spec.moduleLoader.container.sign",
+                                             "spec.moduleLoader.container.kernelMappings[0].build",
+                                             "spec.moduleLoader.container.kernelMappings[0].registryTLS",
+                                             "spec.imageRebuildTriggerGeneration"));
+  Plan plan = PlanModule(*api::ParseModule(module), {}, {});
+  EXPECT_THAT(plan.warnings, ::testing::Contains(::testing::HasSubstr(
+                                 "spec.moduleLoader.container.sign is not supported yet")));
+}
+
+TEST(PlanTest, AnImageWithoutATagIsAcceptedWithAWarningNamingLatest) {
+  EXPECT_TRUE(ImageHasExplicitTag("registry.local:5000/org/kmod:v1"));
+  EXPECT_TRUE(ImageHasExplicitTag("kmod@sha256:0123"));
+  EXPECT_FALSE(ImageHasExplicitTag("registry.local:5000/org/kmod"));
+  json module = {{"metadata", {{"name", "m"}, {"namespace", "ns"}}},
+                 {"spec",
+                  {{"selector", json::object()},
+                   {"moduleLoader",
+                    {{"container",
+                      {{"modprobe", {{"moduleName", "m"}}},
+                       {"kernelMappings",
+                        {{{"literal", "6.1.0"},
+                          {"containerImage", "registry.local:5000/org/kmod"}}}}}}}}}}};
+  Plan plan = PlanModule(*api::ParseModule(module), {Node("a", "6.1.0")}, {});
+  EXPECT_THAT(plan.warnings,
+              ::testing::Contains(::testing::HasSubstr(
+                  "\"registry.local:5000/org/kmod\" has no tag, so the container runtime pulls "
+                  "\"registry.local:5000/org/kmod:latest\"")));
+}
+
+TEST(PlanTest, TheExpectedStatusComesFromTheStatusFunction) {
+  Plan plan = PlanModule(TwoMappingModule(false),
+                         {Node("a", "5.15.0-43-generic"), Node("c", "6.1.0-1-amd64")}, {});
+  EXPECT_EQ(plan.expected_status["moduleLoader"]["desiredNumber"], 1);
+  EXPECT_EQ(plan.expected_status["conditions"][2]["reason"], "NoKernelMapping");
+}
+
 }  // namespace
 }  // namespace kmm::desired
