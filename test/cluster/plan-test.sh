@@ -22,6 +22,11 @@ kubectl create namespace kmm-demo >/dev/null
 "$operator" plan --module "$module" --nodes "$work/nodes.json" -o json > "$work/plan.json" 2> "$work/warnings"
 grep -q "no kernel mapping matches kernel 6.1.0-1-amd64 (nodes: kmm-plan-2, kmm-plan-5)" "$work/warnings" ||
   fail "no warning for the unmapped kernel: $(cat "$work/warnings")"
+# The status the operator will write, from the same function it uses.
+grep -q "expected status: Degraded=True NoKernelMapping: no kernel mapping for kernel 6.1.0-1-amd64 (nodes: kmm-plan-2, kmm-plan-5)" "$work/warnings" ||
+  fail "no expected Degraded status: $(cat "$work/warnings")"
+grep -q 'expected status: moduleLoader {"availableNumber":4,"desiredNumber":4,"nodesMatchingSelectorNumber":6}' "$work/warnings" ||
+  fail "no expected counts: $(cat "$work/warnings")"
 python3 - "$work/plan.json" <<'PY' || fail "unexpected plan"
 import json, sys
 items = json.load(open(sys.argv[1]))["items"]
