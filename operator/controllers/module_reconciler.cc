@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "common/status.h"
 #include "fmt/format.h"
 #include "fmt/ranges.h"
@@ -320,8 +321,10 @@ ModuleReconciler::Observed ModuleReconciler::Observe(const api::Module& module) 
   const std::string ready_label = desired::ModuleReadyLabel(ns, name);
   const std::string plugin_label = desired::DevicePluginReadyLabel(ns, name);
   const std::string loader_version_label = desired::LoaderVersionLabel(ns, name);
+  const std::string updating_label = desired::ModuleUpdatingLabel(ns, name);
   for (const ObjectPtr& node : caches_.nodes.List()) {
-    if (Concerns(*node, module.spec.selector, {ready_label, plugin_label, loader_version_label})) {
+    if (Concerns(*node, module.spec.selector,
+                 {ready_label, plugin_label, loader_version_label, updating_label})) {
       observed.nodes.push_back(desired::NodeInfoFrom(*node));
     }
   }
@@ -399,6 +402,20 @@ absl::StatusOr<ModuleReconciler::Applied> ModuleReconciler::ApplyPlan(
   return applied;
 }
 
+absl::Duration ModuleReconciler::UpdatingSince(const Observed& observed,
+                                               const api::Module& module,
+                                               const std::string& node) {
+  const std::string label =
+      desired::ModuleUpdatingLabel(module.metadata.namespace_name, module.metadata.name);
+  for (const desired::NodeInfo& info : observed.nodes) {
+    if (info.name != node) continue;
+    int64_t seconds = 0;
+    if (!absl::SimpleAtoi(NodeLabel(info, label), &seconds)) break;
+    return clock_.Now() - absl::FromUnixSeconds(seconds);
+  }
+  return absl::InfiniteDuration();
+}
+
 absl::StatusOr<ModuleReconciler::Rollout> ModuleReconciler::ObserveRollout(
     const api::Module& module, const json& object, const Observed& observed,
     const Applied& applied) {
@@ -426,7 +443,9 @@ absl::StatusOr<ModuleReconciler::Rollout> ModuleReconciler::ObserveRollout(
     rollout.in_transition = true;
     if (is_outdated) {
       rollout.outdated_unready.push_back(pod);
-    } else if (Since(*pod, "creationTimestamp", clock_.Now()) < kStartDeadline) {
+    } else if (UpdatingSince(observed, module, node) < kStartDeadline) {
+      // The new pod of a node that was serving before this update: wait for it. A node
+      // that was not serving (a broken node) holds nothing back.
       rollout.replacement_in_flight = true;
     }
     std::string message;
@@ -527,6 +546,11 @@ absl::Status ModuleReconciler::ReplaceOutdatedPods(const api::Module& module, co
     rollout->in_transition = true;
     ASSIGN_OR_RETURN(bool drained, DrainNode(module, object, observed, node));
     if (!drained) continue;
+    if (PodReady(*pod)) {
+      RETURN_IF_ERROR(SetNodeLabel(node, desired::ModuleUpdatingLabel(ns, module.metadata.name),
+                                   true, module,
+                                   std::to_string(absl::ToUnixSeconds(clock_.Now()))));
+    }
     spdlog::info("Module {}/{}: replacing the outdated loader pod on {}", ns, module.metadata.name,
                  node);
     absl::Status deleted = client_.Delete(kube::resources::kPods, ns, std::string(NameOf(*pod)), {});
@@ -575,6 +599,7 @@ absl::Status ModuleReconciler::SetNodeLabels(const api::Module& module,
   const std::string& name = module.metadata.name;
   const std::string ready_label = desired::ModuleReadyLabel(ns, name);
   const std::string plugin_label = desired::DevicePluginReadyLabel(ns, name);
+  const std::string updating_label = desired::ModuleUpdatingLabel(ns, name);
   std::set<std::string> plugin_ready_nodes;
   if (plan.third_party_plugin) {
     for (const ObjectPtr& pod : observed.plugin_pods) {
@@ -591,6 +616,11 @@ absl::Status ModuleReconciler::SetNodeLabels(const api::Module& module,
     }
     if (node.labels.contains(plugin_label) != plugin) {
       RETURN_IF_ERROR(SetNodeLabel(node.name, plugin_label, plugin, module));
+    }
+    // The replacement is over once the node serves again, or has overrun its deadline.
+    if (node.labels.contains(updating_label) &&
+        (loaded || UpdatingSince(observed, module, node.name) >= kStartDeadline)) {
+      RETURN_IF_ERROR(SetNodeLabel(node.name, updating_label, false, module));
     }
   }
   return absl::OkStatus();
@@ -789,10 +819,12 @@ absl::StatusOr<kube::Result> ModuleReconciler::Finalize(const api::Module& modul
         write_progress(problems, fmt::format("{} loader pods still unloading", pods.size())));
     return kube::Result{false, kProgressRecheck};
   }
-  // Every node has unloaded: the ordered-upgrade labels kmm set go too.
-  const std::string version_label = desired::LoaderVersionLabel(ns, name);
+  // Every node has unloaded: the version and update labels kmm set go too.
   for (const ObjectPtr& node : caches_.nodes.List()) {
-    RETURN_IF_ERROR(SetNodeLabel(std::string(NameOf(*node)), version_label, false, module));
+    for (const std::string& label :
+         {desired::LoaderVersionLabel(ns, name), desired::ModuleUpdatingLabel(ns, name)}) {
+      RETURN_IF_ERROR(SetNodeLabel(std::string(NameOf(*node)), label, false, module));
+    }
   }
   json finalizers = json::array();
   for (const std::string& finalizer : module.metadata.finalizers) {

@@ -64,6 +64,10 @@ class ModuleReconciler final : public kube::Reconciler {
   // The `.ready` and `.device-plugin-ready` labels follow the ready pods.
   absl::Status SetNodeLabels(const api::Module& module, const desired::ModulePlan& plan,
                              const Observed& observed, const Rollout& rollout);
+  // How long ago the operator replaced the node's Ready loader pod (desired::ModuleUpdatingLabel),
+  // or infinity when it did not.
+  absl::Duration UpdatingSince(const Observed& observed, const api::Module& module,
+                               const std::string& node);
   desired::RolloutState Summarize(const Observed& observed, const Applied& applied,
                                   const Rollout& rollout);
   // Before a loader pod on `node` goes: removes the node's ready labels and reports whether

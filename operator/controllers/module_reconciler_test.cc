@@ -143,7 +143,44 @@ TEST(ModuleReconcilerTest, AStartingPodHoldsBackTheNextReplacement) {
     ASSERT_TRUE(harness.Reconcile().ok());
   }
   auto [template_hash, kernel_hash] = CurrentHashes(client);
-  // n1 was just replaced and its new pod is starting: n2 waits its turn.
+  // n1's Ready pod was just replaced and its new pod is starting: n2 waits its turn.
+  FakeClock clock;
+  json n1 = Node("n1", false);
+  n1["metadata"]["labels"][desired::ModuleUpdatingLabel("ns", "m")] =
+      std::to_string(absl::ToUnixSeconds(clock.Now()));
+  client.Put(kube::resources::kNodes, n1);
+  client.Put(kube::resources::kPods,
+             NotReady(LoaderPod("p1", "n1", template_hash, kernel_hash),
+                      absl::FormatTime(absl::RFC3339_sec, clock.Now(), absl::UTCTimeZone())));
+  client.Put(kube::resources::kPods, LoaderPod("p2", "n2", "old", kernel_hash));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile(clock).ok());
+  }
+  EXPECT_TRUE(PodDeletes(client).empty()) << ::testing::PrintToString(PodDeletes(client));
+  // ... but not past the start deadline: then n1 is broken, and the label goes.
+  clock.Advance(absl::Minutes(6));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile(clock).ok());
+  }
+  EXPECT_THAT(PodDeletes(client), ::testing::ElementsAre("delete pods ns/p2"));
+  EXPECT_FALSE((*client.Get(kube::resources::kNodes, "", "n1"))["metadata"]["labels"].contains(
+      desired::ModuleUpdatingLabel("ns", "m")));
+}
+
+TEST(ModuleReconcilerTest, ANodeThatWasNotServingNeverHoldsBackTheRollout) {
+  kube::testing::FakeKubeClient client;
+  client.Put(kube::resources::kModules, Module());
+  client.Put(kube::resources::kNodes, Node("n1", false));
+  client.Put(kube::resources::kNodes, Node("n2", true));
+  {
+    Harness harness(client);
+    ASSERT_TRUE(harness.Reconcile().ok());
+  }
+  auto [template_hash, kernel_hash] = CurrentHashes(client);
+  // n1's pod never became Ready (it was replaced at once as outdated and unready); its new
+  // pod is starting, just as young, but n1 was not serving: n2 is replaced meanwhile.
   client.Put(kube::resources::kPods,
              NotReady(LoaderPod("p1", "n1", template_hash, kernel_hash),
                       absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone())));
@@ -152,7 +189,10 @@ TEST(ModuleReconcilerTest, AStartingPodHoldsBackTheNextReplacement) {
     Harness harness(client);
     ASSERT_TRUE(harness.Reconcile().ok());
   }
-  EXPECT_TRUE(PodDeletes(client).empty()) << ::testing::PrintToString(PodDeletes(client));
+  EXPECT_THAT(PodDeletes(client), ::testing::ElementsAre("delete pods ns/p2"));
+  // n2 was serving: it now holds back the next one until its new pod is Ready.
+  EXPECT_TRUE((*client.Get(kube::resources::kNodes, "", "n2"))["metadata"]["labels"].contains(
+      desired::ModuleUpdatingLabel("ns", "m")));
 }
 
 TEST(ModuleReconcilerTest, AnInvalidModuleIsDegradedAndGetsNothing) {

@@ -15,6 +15,10 @@ std::string DevicePluginReadyLabel(std::string_view ns, std::string_view name) {
   return fmt::format("kmm.node.kubernetes.io/{}.{}.device-plugin-ready", ns, name);
 }
 
+std::string ModuleUpdatingLabel(std::string_view ns, std::string_view name) {
+  return fmt::format("kmm.sigs.x-k8s.io/{}.{}.updating", ns, name);
+}
+
 std::string ModuleVersionLabel(std::string_view ns, std::string_view name) {
   return fmt::format("kmm.node.kubernetes.io/version-module.{}.{}", ns, name);
 }

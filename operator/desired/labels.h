@@ -44,6 +44,10 @@ inline constexpr std::string_view kUnloadFinalizer = "kmm.sigs.x-k8s.io/unload-c
 std::string ModuleReadyLabel(std::string_view ns, std::string_view name);
 // ... and that its third-party device plugin runs there (upstream's).
 std::string DevicePluginReadyLabel(std::string_view ns, std::string_view name);
+// Ours, on a node whose Ready loader pod the operator replaced, until the new one is Ready: the
+// time (Unix seconds) it did. Only such a node holds back the next replacement; a node whose
+// pod was not Ready before never does.
+std::string ModuleUpdatingLabel(std::string_view ns, std::string_view name);
 // The user-set label for ordered upgrades: the version of the Module a node should run.
 std::string ModuleVersionLabel(std::string_view ns, std::string_view name);
 // The label the operator sets from it, one step at a time (upstream's internal
