@@ -11,6 +11,7 @@
 set -euo pipefail
 operator=$1 crd=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/../lib/wait.sh"
 eval "$("$here/kmm-test-cluster" env)"
 work=$(mktemp -d)
 ns=kmm-operator-test
@@ -22,20 +23,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  echo "--- operator log (last 30 lines):"; tail -n 30 "$work/operator.log" 2>/dev/null || true
-  exit 1
-}
-# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
-wait_for() {
-  local timeout=$1 what=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
-    sleep 0.3
-  done
-}
+on_fail() { echo "--- operator log (last 30 lines):"; tail -n 30 "$work/operator.log"; }
 start_operator() {
   "$operator" --kubeconfig "$KUBECONFIG" --namespace "$ns" --leader-elect \
     --leader-election-namespace "$ns" --loader-image kmm-loader:test \
