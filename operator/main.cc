@@ -63,7 +63,8 @@ int RunOperator(const std::string& kubeconfig, kmm::controllers::ManagerOptions 
     if (address.empty() || address == "0") return true;
     auto server = std::make_unique<kmm::kube::ProbeServer>(address, &registry);
     if (probes) {
-      server->AddHealthCheck("ping", [] { return absl::OkStatus(); });
+      // Alive: the informers' loops and, on the leader, the work loops run and progress.
+      server->AddHealthCheck("loops", [&] { return manager.Liveness(); });
       server->AddReadinessCheck("caches", [&] {
         return manager.CachesSynced() ? absl::OkStatus()
                                       : absl::UnavailableError("the caches are not synced yet");

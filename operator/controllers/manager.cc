@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include "common/status.h"
 #include "operator/desired/labels.h"
 #include "operator/kube/field_filter.h"
 #include "spdlog/spdlog.h"
@@ -89,6 +90,18 @@ void Manager::EnqueueOwner(const kube::ObjectPtr& object) {
   }
 }
 
+absl::Status Manager::Liveness(absl::Duration stuck_after) const {
+  const absl::Time now = absl::Now();
+  for (kube::Informer* informer : const_cast<Caches&>(caches_).all()) {
+    RETURN_IF_ERROR(informer->Liveness(now, informer->MaxSilence() + absl::Minutes(1)));
+  }
+  if (controllers_started_.load(std::memory_order_acquire)) {
+    RETURN_IF_ERROR(module_controller_->Liveness(stuck_after));
+    RETURN_IF_ERROR(node_controller_->Liveness(stuck_after));
+  }
+  return absl::OkStatus();
+}
+
 void Manager::StartCaches() {
   for (kube::Informer* informer : caches_.all()) {
     informer_threads_.emplace_back([this, informer] { informer->Run(stop_caches_); });
@@ -117,6 +130,7 @@ bool Manager::StartControllers(const kube::Cancellation& cancel, absl::Duration 
                                                         node_reconciler_, &controller_metrics_, 2);
   module_controller_->Start();
   node_controller_->Start();
+  controllers_started_.store(true, std::memory_order_release);
   return true;
 }
 

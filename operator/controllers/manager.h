@@ -5,6 +5,7 @@
 #ifndef KMM_OPERATOR_CONTROLLERS_MANAGER_H_
 #define KMM_OPERATOR_CONTROLLERS_MANAGER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -47,6 +48,10 @@ class Manager {
   // Starts the informers; returns at once.
   void StartCaches();
   bool CachesSynced() const { return caches_.Synced(); }
+  // /healthz: every informer's loop is alive and, once started, every controller's work loop
+  // (kube::Informer::Liveness, kube::Controller::Liveness). A reconcile running longer than
+  // `stuck_after` counts as a stuck work loop.
+  absl::Status Liveness(absl::Duration stuck_after = absl::Minutes(10)) const;
   // Waits for the caches, then starts the controllers (on the leader).
   bool StartControllers(const kube::Cancellation& cancel, absl::Duration sync_timeout);
   // Stops controllers and informers; idempotent.
@@ -68,6 +73,7 @@ class Manager {
   NodeKernelLabelReconciler node_reconciler_;
   std::unique_ptr<kube::Controller> module_controller_;
   std::unique_ptr<kube::Controller> node_controller_;
+  std::atomic<bool> controllers_started_{false};  // the two above are set, for Liveness
   kube::FunctionEventHandler module_handler_, node_handler_, owned_handler_;
   kube::Cancellation stop_caches_;
   std::vector<std::thread> informer_threads_;  // and the memory releaser

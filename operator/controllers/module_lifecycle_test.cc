@@ -17,8 +17,8 @@ namespace {
 using nlohmann::json;
 using ::testing::Contains;
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::Harness;
+using ::testing::HasSubstr;
 using testing::LoaderPod;
 using testing::Module;
 using testing::Node;
@@ -54,13 +54,16 @@ json ConditionOf(const json& status, const std::string& type) {
 }
 
 // The loader DaemonSets the fake API holds, by name: their kernel hash and template hash.
-std::map<std::string, std::pair<std::string, std::string>> LoaderDaemonSets(FakeKubeClient& client) {
+std::map<std::string, std::pair<std::string, std::string>> LoaderDaemonSets(
+    FakeKubeClient& client) {
   std::map<std::string, std::pair<std::string, std::string>> out;
   for (const json& daemonset : Items(client, resources::kDaemonSets)) {
-    if (daemonset["metadata"]["labels"][std::string(desired::kComponentLabel)] != "loader") continue;
+    if (daemonset["metadata"]["labels"][std::string(desired::kComponentLabel)] != "loader")
+      continue;
     const json& meta = daemonset["spec"]["template"]["metadata"];
-    out[daemonset["metadata"]["name"]] = {meta["labels"][std::string(desired::kKernelHashLabel)],
-                                          meta["annotations"][std::string(desired::kTemplateHashAnnotation)]};
+    out[daemonset["metadata"]["name"]] = {
+        meta["labels"][std::string(desired::kKernelHashLabel)],
+        meta["annotations"][std::string(desired::kTemplateHashAnnotation)]};
   }
   return out;
 }
@@ -128,7 +131,8 @@ TEST(ModuleLifecycleTest, OrderedUpgradeMovesOnlyTheNodesAnAdministratorLabels) 
   EXPECT_EQ(LoaderDaemonSets(client).size(), 2u);  // n2 still runs v1
 
   // n2 moves too; once no node runs v1, its DaemonSet goes.
-  client.Put(resources::kNodes, WithLabel(WithLabel(Node("n2", true), wanted, "v2"), running, "v1"));
+  client.Put(resources::kNodes,
+             WithLabel(WithLabel(Node("n2", true), wanted, "v2"), running, "v1"));
   ASSERT_TRUE(Harness(client).Reconcile().ok());
   ASSERT_TRUE(client.Delete(resources::kPods, "ns", "p2", {}).ok());
   ASSERT_TRUE(Harness(client).Reconcile().ok());
@@ -212,10 +216,11 @@ TEST(ModuleLifecycleTest, AModuleWithOnlyADevicePluginRunsItWhereTheSelectorSays
 
 TEST(ModuleLifecycleTest, AFieldKmmDoesNotActOnIsNamedInAConditionAndAnEvent) {
   FakeKubeClient client;
-  client.Put(resources::kModules,
-             Module({{"moduleLoader",
-                      {{"container",
-                        {{"build", {{"dockerfileConfigMap", {{"name", "dockerfile"}}}}}}}}}}));
+  client.Put(
+      resources::kModules,
+      Module(
+          {{"moduleLoader",
+            {{"container", {{"build", {{"dockerfileConfigMap", {{"name", "dockerfile"}}}}}}}}}}));
   client.Put(resources::kNodes, Node("n1", false));
   ASSERT_TRUE(Harness(client).Reconcile().ok());
   const json unsupported = ConditionOf(StatusOf(client), "Unsupported");
@@ -237,7 +242,8 @@ TEST(ModuleLifecycleTest, FiveThousandFailingNodesGiveABoundedStatus) {
   for (int i = 0; i < 5000; ++i) {
     const std::string node = fmt::format("n{:04}", i);
     client.Put(resources::kNodes, Node(node, false));
-    json pod = NotReady(LoaderPod(fmt::format("p{:04}", i), node, "t", "k"), "2026-01-01T00:00:00Z");
+    json pod =
+        NotReady(LoaderPod(fmt::format("p{:04}", i), node, "t", "k"), "2026-01-01T00:00:00Z");
     pod["status"]["containerStatuses"] = {
         {{"state", {{"waiting", {{"reason", "CrashLoopBackOff"}, {"message", "back-off"}}}}},
          {"lastState", {{"terminated", {{"exitCode", 1}, {"message", long_message}}}}}}};
@@ -249,7 +255,8 @@ TEST(ModuleLifecycleTest, FiveThousandFailingNodesGiveABoundedStatus) {
   EXPECT_EQ(status["nodes"].size(), desired::kMaxListedNodes);
   const std::string message = ConditionOf(status, "Degraded")["message"];
   EXPECT_LE(message.size(), desired::kMaxMessageBytes);
-  EXPECT_THAT(message, HasSubstr("LoaderCrashLooping on 5000 nodes (n0000, n0001, n0002 and 4997 more)"));
+  EXPECT_THAT(message,
+              HasSubstr("LoaderCrashLooping on 5000 nodes (n0000, n0001, n0002 and 4997 more)"));
   // Far under what the API server takes in one object (about 1.5 MiB in etcd).
   EXPECT_LT(status.dump().size(), 200u * 1024);
 }

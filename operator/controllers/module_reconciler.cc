@@ -387,23 +387,22 @@ absl::StatusOr<ModuleReconciler::Applied> ModuleReconciler::ApplyPlan(
   }
   // Ordered upgrade: a loader DaemonSet of an older version stays, untouched, while a node
   // still runs it; nodes leave it one by one as administrators relabel them.
-  const std::string loader_version_label =
-      desired::LoaderVersionLabel(ns, module.metadata.name);
+  const std::string loader_version_label = desired::LoaderVersionLabel(ns, module.metadata.name);
   for (const ObjectPtr& daemonset : observed.daemonsets) {
     const std::string version = Label(*daemonset, desired::kModuleVersionLabel);
-    if (version.empty() || version == plan.version || applied.wanted.contains(std::string(NameOf(*daemonset)))) {
+    if (version.empty() || version == plan.version ||
+        applied.wanted.contains(std::string(NameOf(*daemonset)))) {
       continue;
     }
-    const bool in_use = std::any_of(observed.nodes.begin(), observed.nodes.end(), [&](const auto& node) {
-      return NodeLabel(node, loader_version_label) == version;
-    });
+    const bool in_use = std::any_of(
+        observed.nodes.begin(), observed.nodes.end(),
+        [&](const auto& node) { return NodeLabel(node, loader_version_label) == version; });
     if (in_use) applied.kept.insert(std::string(NameOf(*daemonset)));
   }
   return applied;
 }
 
-absl::Duration ModuleReconciler::UpdatingSince(const Observed& observed,
-                                               const api::Module& module,
+absl::Duration ModuleReconciler::UpdatingSince(const Observed& observed, const api::Module& module,
                                                const std::string& node) {
   const std::string label =
       desired::ModuleUpdatingLabel(module.metadata.namespace_name, module.metadata.name);
@@ -517,7 +516,8 @@ absl::Status ModuleReconciler::CollectGarbage(const api::Module& module, const j
   if (plan.version.empty()) {
     const std::string label = desired::LoaderVersionLabel(ns, module.metadata.name);
     for (const desired::NodeInfo& node : observed.nodes) {
-      if (node.labels.contains(label)) RETURN_IF_ERROR(SetNodeLabel(node.name, label, false, module));
+      if (node.labels.contains(label))
+        RETURN_IF_ERROR(SetNodeLabel(node.name, label, false, module));
     }
   }
   return absl::OkStatus();
@@ -553,7 +553,8 @@ absl::Status ModuleReconciler::ReplaceOutdatedPods(const api::Module& module, co
     }
     spdlog::info("Module {}/{}: replacing the outdated loader pod on {}", ns, module.metadata.name,
                  node);
-    absl::Status deleted = client_.Delete(kube::resources::kPods, ns, std::string(NameOf(*pod)), {});
+    absl::Status deleted =
+        client_.Delete(kube::resources::kPods, ns, std::string(NameOf(*pod)), {});
     if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
   }
   return absl::OkStatus();
@@ -570,7 +571,7 @@ absl::Status ModuleReconciler::MoveNodeVersions(const api::Module& module, const
   std::set<std::string> nodes_with_loader_pods;
   for (const ObjectPtr& pod : observed.loader_pods) nodes_with_loader_pods.insert(NodeOf(*pod));
   for (const desired::NodeInfo& node : observed.nodes) {
-    const std::string wanted = NodeLabel(node, wanted_label);  // set by an administrator
+    const std::string wanted = NodeLabel(node, wanted_label);   // set by an administrator
     const std::string running = NodeLabel(node, loader_label);  // what its DaemonSets select
     if (wanted == running) continue;
     rollout->in_transition = true;
@@ -609,8 +610,8 @@ absl::Status ModuleReconciler::SetNodeLabels(const api::Module& module,
   for (const desired::NodeInfo& node : observed.nodes) {
     // A Module with only a device plugin has nothing to load: no ready label.
     const bool loaded = plan.has_module_loader && rollout.ready_nodes.contains(node.name);
-    const bool plugin = plugin_ready_nodes.contains(node.name) &&
-                        (loaded || !plan.has_module_loader);
+    const bool plugin =
+        plugin_ready_nodes.contains(node.name) && (loaded || !plan.has_module_loader);
     if (node.labels.contains(ready_label) != loaded) {
       RETURN_IF_ERROR(SetNodeLabel(node.name, ready_label, loaded, module));
     }
@@ -626,8 +627,7 @@ absl::Status ModuleReconciler::SetNodeLabels(const api::Module& module,
   return absl::OkStatus();
 }
 
-desired::RolloutState ModuleReconciler::Summarize(const Observed& observed,
-                                                  const Applied& applied,
+desired::RolloutState ModuleReconciler::Summarize(const Observed& observed, const Applied& applied,
                                                   const Rollout& rollout) {
   desired::RolloutState state;
   for (const ObjectPtr& daemonset : observed.daemonsets) {
@@ -664,13 +664,13 @@ absl::Status ModuleReconciler::WriteStatus(const json& object, const json& statu
 absl::StatusOr<kube::Result> ModuleReconciler::ReportInvalid(const json& object,
                                                              const std::string& problem) {
   const int64_t generation = object["metadata"].value("generation", int64_t{0});
-  json status = {{"conditions",
-                  WithTransitionTimes(
-                      {Condition("Ready", false, "InvalidSpec", problem, generation),
-                       Condition("Progressing", false, "InvalidSpec", "", generation),
-                       Condition("Degraded", true, "InvalidSpec", problem, generation)},
-                      object.value("status", json::object()).value("conditions", json::array()),
-                      clock_.Now())}};
+  json status = {
+      {"conditions", WithTransitionTimes(
+                         {Condition("Ready", false, "InvalidSpec", problem, generation),
+                          Condition("Progressing", false, "InvalidSpec", "", generation),
+                          Condition("Degraded", true, "InvalidSpec", problem, generation)},
+                         object.value("status", json::object()).value("conditions", json::array()),
+                         clock_.Now())}};
   events_.Record(object, kube::EventType::kWarning, "InvalidSpec", problem);
   RETURN_IF_ERROR(WriteStatus(object, status));
   // Not retried: only a change to the Module fixes it, and that change is a new event.
@@ -874,9 +874,9 @@ absl::StatusOr<std::vector<desired::NodeProblem>> ModuleReconciler::ConfirmUnloa
       // until then, say what is known.
       const bool blocked = (exit_code && *exit_code != 0) ||
                            Since(*pod, "deletionTimestamp", clock_.Now()) > unload_timeout;
-      progress.push_back({node, blocked ? "UnloadBlocked" : "Unloading",
-                          loader_message.empty() ? "the loader is unloading the modules"
-                                                 : loader_message});
+      progress.push_back(
+          {node, blocked ? "UnloadBlocked" : "Unloading",
+           loader_message.empty() ? "the loader is unloading the modules" : loader_message});
       continue;
     }
     if (node.empty() || caches_.nodes.Get(node) == nullptr) {
@@ -929,11 +929,11 @@ absl::StatusOr<std::vector<desired::NodeProblem>> ModuleReconciler::ConfirmUnloa
     }
     const std::string retry_message = retry != nullptr ? TerminationMessage(*retry) : "";
     const std::string message = retry_message.empty() ? loader_message : retry_message;
-    progress.push_back({node, "UnloadBlocked",
-                        fmt::format("{} (retrying in pod {})",
-                                    message.empty() ? "the loader was stopped before it unloaded"
-                                                    : message,
-                                    retry_name)});
+    progress.push_back(
+        {node, "UnloadBlocked",
+         fmt::format("{} (retrying in pod {})",
+                     message.empty() ? "the loader was stopped before it unloaded" : message,
+                     retry_name)});
   }
   return progress;
 }

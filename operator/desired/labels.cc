@@ -37,6 +37,8 @@ std::string ShortHash(std::string_view text) {
 }
 
 std::string KernelLabelValue(std::string_view kernel) {
+  // As the kernel mappings see it (api::NodeKernelVersion): COS reports "5.10.109+".
+  if (!kernel.empty() && kernel.back() == '+') kernel.remove_suffix(1);
   auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
   std::string value;
   for (char c : kernel) value += (alnum(c) || c == '-' || c == '_' || c == '.') ? c : '_';

@@ -55,8 +55,9 @@ std::string ModuleVersionLabel(std::string_view ns, std::string_view name);
 // DaemonSet runs on the node. It changes only once the old version's unload is confirmed.
 std::string LoaderVersionLabel(std::string_view ns, std::string_view name);
 
-// A label value for a kernel version: kernels are already valid values almost always; any
-// other character becomes '_', and one longer than 63 characters is cut and suffixed with a
+// A label value for a kernel version, as the kernel mappings see it (one trailing '+' removed,
+// so a COS node's "5.10.109+" reads "5.10.109"): kernels are already valid values almost always;
+// any other character becomes '_', and one longer than 63 characters is cut and suffixed with a
 // hash so that different kernels never share a value.
 std::string KernelLabelValue(std::string_view kernel);
 

@@ -110,8 +110,8 @@ TEST(LoaderDaemonSetTest, AModuleVersionSelectsNodesTheOperatorMovedToIt) {
   EXPECT_FALSE(selector.contains("kmm.node.kubernetes.io/version-module.kmm-demo.kmm-ci-a"));
   EXPECT_EQ(built["metadata"]["labels"]["kmm.sigs.x-k8s.io/module-version"], "v2");
   EXPECT_NE(built["metadata"]["name"],
-            LoaderDaemonSetFor(TestModule(), *mapping, "5.15.0-43-generic", Settings())["metadata"]
-                              ["name"]);
+            LoaderDaemonSetFor(TestModule(), *mapping, "5.15.0-43-generic",
+                               Settings())["metadata"]["name"]);
 }
 
 }  // namespace

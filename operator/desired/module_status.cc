@@ -150,7 +150,8 @@ RolloutState ConvergedRollout(const ModulePlan& plan) {
   }
   rollout.loaders_available = rollout.loaders_desired;
   if (plan.third_party_plugin) {
-    rollout.plugins_desired = plan.has_module_loader ? rollout.loaders_desired : plan.matching_nodes;
+    rollout.plugins_desired =
+        plan.has_module_loader ? rollout.loaders_desired : plan.matching_nodes;
     rollout.plugins_available = rollout.plugins_desired;
   }
   return rollout;

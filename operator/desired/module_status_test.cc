@@ -31,8 +31,9 @@ ModulePlan OneKernelPlan(int nodes) {
 TEST(ModuleStatusTest, ConvergedIsReadyAndNotDegraded) {
   const ModulePlan plan = OneKernelPlan(3);
   const json status = ModuleStatusFor(plan, ConvergedRollout(plan), 7);
-  EXPECT_EQ(status["moduleLoader"],
-            json({{"nodesMatchingSelectorNumber", 3}, {"desiredNumber", 3}, {"availableNumber", 3}}));
+  EXPECT_EQ(
+      status["moduleLoader"],
+      json({{"nodesMatchingSelectorNumber", 3}, {"desiredNumber", 3}, {"availableNumber", 3}}));
   EXPECT_EQ(ConditionOf(status, "Ready")["status"], "True");
   EXPECT_EQ(ConditionOf(status, "Ready")["message"], "3 of 3 nodes loaded");
   EXPECT_EQ(ConditionOf(status, "Ready")["observedGeneration"], 7);

@@ -59,8 +59,8 @@ std::vector<UnsupportedField> UnsupportedFieldsOf(const api::Module& module) {
     AddMappingFields(prefix, container.build, container.sign, container.registry_tls, &fields);
     for (size_t i = 0; i < container.kernel_mappings.size(); ++i) {
       const api::KernelMapping& mapping = container.kernel_mappings[i];
-      AddMappingFields(fmt::format("{}.kernelMappings[{}]", prefix, i), mapping.build,
-                       mapping.sign, mapping.registry_tls, &fields);
+      AddMappingFields(fmt::format("{}.kernelMappings[{}]", prefix, i), mapping.build, mapping.sign,
+                       mapping.registry_tls, &fields);
     }
   }
   if (module.spec.dra) {
@@ -158,8 +158,8 @@ Plan PlanModule(const api::Module& module, const std::vector<json>& nodes,
   }
   if (module_plan.third_party_plugin) items.push_back(DevicePluginDaemonSetFor(module, settings));
   plan.list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}};
-  plan.expected_status = ModuleStatusFor(module_plan, ConvergedRollout(module_plan),
-                                         module.metadata.generation);
+  plan.expected_status =
+      ModuleStatusFor(module_plan, ConvergedRollout(module_plan), module.metadata.generation);
   return plan;
 }
 

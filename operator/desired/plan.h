@@ -18,7 +18,7 @@ namespace kmm::desired {
 
 // One loader DaemonSet: a kernel with a mapping, and the nodes running it.
 struct LoaderTarget {
-  std::string kernel;          // status.nodeInfo.kernelVersion, as the nodes report it
+  std::string kernel;              // status.nodeInfo.kernelVersion, as the nodes report it
   std::vector<std::string> nodes;  // sorted
   api::ResolvedMapping mapping;
 };

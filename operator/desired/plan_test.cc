@@ -76,10 +76,9 @@ TEST(PlanTest, AVersionedModuleTargetsOnlyNodesLabelledForItsVersion) {
   api::Module module = TwoMappingModule(false);
   module.spec.module_loader->container.version = "v2";
   const std::string label = ModuleVersionLabel("ns", "m");
-  std::vector<NodeInfo> nodes = {
-      NodeInfoFrom(Node("a", "5.15.0-43-generic", {{label, "v2"}})),
-      NodeInfoFrom(Node("b", "5.15.0-43-generic", {{label, "v1"}})),
-      NodeInfoFrom(Node("c", "5.15.0-43-generic"))};
+  std::vector<NodeInfo> nodes = {NodeInfoFrom(Node("a", "5.15.0-43-generic", {{label, "v2"}})),
+                                 NodeInfoFrom(Node("b", "5.15.0-43-generic", {{label, "v1"}})),
+                                 NodeInfoFrom(Node("c", "5.15.0-43-generic"))};
   const ModulePlan plan = PlanFor(module, nodes);
   EXPECT_EQ(plan.matching_nodes, 3);
   ASSERT_EQ(plan.loaders.size(), 1u);
@@ -102,29 +101,29 @@ TEST(PlanTest, AModuleWithOnlyADevicePluginNeedsNoKernelMapping) {
 }
 
 TEST(PlanTest, FieldsNotActedOnAreNamedWithWhatToDo) {
-  json module = {
-      {"metadata", {{"name", "m"}, {"namespace", "ns"}}},
-      {"spec",
-       {{"selector", json::object()},
-        {"imageRebuildTriggerGeneration", 2},
-        {"moduleLoader",
-         {{"container",
-           {{"modprobe", {{"moduleName", "m"}}},
-            {"sign", {{"keySecret", {{"name", "k"}}}, {"certSecret", {{"name", "c"}}}}},
-            {"kernelMappings",
-             {{{"literal", "6.1.0"},
-               {"containerImage", "img:v1"},
-               {"build", {{"dockerfileConfigMap", {{"name", "d"}}}}},
-               {"registryTLS", {{"insecure", true}}}}}}}}}}}}};
+  json module = {{"metadata", {{"name", "m"}, {"namespace", "ns"}}},
+                 {"spec",
+                  {{"selector", json::object()},
+                   {"imageRebuildTriggerGeneration", 2},
+                   {"moduleLoader",
+                    {{"container",
+                      {{"modprobe", {{"moduleName", "m"}}},
+                       {"sign", {{"keySecret", {{"name", "k"}}}, {"certSecret", {{"name", "c"}}}}},
+                       {"kernelMappings",
+                        {{{"literal", "6.1.0"},
+                          {"containerImage", "img:v1"},
+                          {"build", {{"dockerfileConfigMap", {{"name", "d"}}}}},
+                          {"registryTLS", {{"insecure", true}}}}}}}}}}}}};
   std::vector<std::string> fields;
   for (const UnsupportedField& field : UnsupportedFieldsOf(*api::ParseModule(module))) {
     fields.push_back(field.field);
     EXPECT_THAT(field.advice, ::testing::HasSubstr("remove"));
   }
-  EXPECT_THAT(fields, ::testing::ElementsAre("spec.moduleLoader.container.sign",
-                                             "spec.moduleLoader.container.kernelMappings[0].build",
-                                             "spec.moduleLoader.container.kernelMappings[0].registryTLS",
-                                             "spec.imageRebuildTriggerGeneration"));
+  EXPECT_THAT(fields,
+              ::testing::ElementsAre("spec.moduleLoader.container.sign",
+                                     "spec.moduleLoader.container.kernelMappings[0].build",
+                                     "spec.moduleLoader.container.kernelMappings[0].registryTLS",
+                                     "spec.imageRebuildTriggerGeneration"));
   Plan plan = PlanModule(*api::ParseModule(module), {}, {});
   EXPECT_THAT(plan.warnings, ::testing::Contains(::testing::HasSubstr(
                                  "spec.moduleLoader.container.sign is not supported yet")));
@@ -134,15 +133,15 @@ TEST(PlanTest, AnImageWithoutATagIsAcceptedWithAWarningNamingLatest) {
   EXPECT_TRUE(ImageHasExplicitTag("registry.local:5000/org/kmod:v1"));
   EXPECT_TRUE(ImageHasExplicitTag("kmod@sha256:0123"));
   EXPECT_FALSE(ImageHasExplicitTag("registry.local:5000/org/kmod"));
-  json module = {{"metadata", {{"name", "m"}, {"namespace", "ns"}}},
-                 {"spec",
-                  {{"selector", json::object()},
-                   {"moduleLoader",
-                    {{"container",
-                      {{"modprobe", {{"moduleName", "m"}}},
-                       {"kernelMappings",
-                        {{{"literal", "6.1.0"},
-                          {"containerImage", "registry.local:5000/org/kmod"}}}}}}}}}}};
+  json module = {
+      {"metadata", {{"name", "m"}, {"namespace", "ns"}}},
+      {"spec",
+       {{"selector", json::object()},
+        {"moduleLoader",
+         {{"container",
+           {{"modprobe", {{"moduleName", "m"}}},
+            {"kernelMappings",
+             {{{"literal", "6.1.0"}, {"containerImage", "registry.local:5000/org/kmod"}}}}}}}}}}};
   Plan plan = PlanModule(*api::ParseModule(module), {Node("a", "6.1.0")}, {});
   EXPECT_THAT(plan.warnings,
               ::testing::Contains(::testing::HasSubstr(

@@ -40,6 +40,7 @@ void Controller::Start() {
   spdlog::info("controller {}: starting {} worker(s)", name_, worker_count_);
   workers_.reserve(static_cast<size_t>(worker_count_));
   for (int i = 0; i < worker_count_; ++i) workers_.emplace_back([this] { Work(); });
+  started_.store(true);
 }
 
 void Controller::Stop() {
@@ -56,12 +57,39 @@ void Controller::Work() {
     if (!stopping_.load()) Process(*key);
     queue_.Done(*key);
   }
+  ++workers_exited_;
+}
+
+absl::Status Controller::Liveness(absl::Duration stuck_after) const {
+  if (!started_.load() || stopping_.load()) return absl::OkStatus();
+  if (const int exited = workers_exited_.load(); exited > 0) {
+    return absl::UnavailableError(
+        fmt::format("controller {}: {} of {} workers have exited", name_, exited, worker_count_));
+  }
+  const absl::Time now = queue_.clock().Now();
+  absl::MutexLock lock(&busy_mu_);
+  for (const auto& [key, start] : busy_) {
+    if (now - start > stuck_after) {
+      return absl::UnavailableError(
+          fmt::format("controller {}: a worker has been reconciling {} for {}", name_, key,
+                      absl::FormatDuration(absl::Trunc(now - start, absl::Seconds(1)))));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void Controller::Process(const std::string& key) {
   Clock& clock = queue_.clock();
   const absl::Time start = clock.Now();
+  {
+    absl::MutexLock lock(&busy_mu_);
+    busy_[key] = start;
+  }
   const absl::StatusOr<Result> result = ReconcileCatchingExceptions(key);
+  {
+    absl::MutexLock lock(&busy_mu_);
+    busy_.erase(key);
+  }
   const absl::Duration took = clock.Now() - start;
 
   // The queue first, the metrics after: a metric that moved means the key is scheduled.

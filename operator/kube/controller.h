@@ -60,6 +60,11 @@ class Controller {
 
   const std::string& name() const { return name_; }
 
+  // Whether the work loop is alive: every worker started runs, and none has been inside one
+  // reconcile for longer than `stuck_after` (on the queue's clock). The message names the
+  // key a stuck worker holds. OK before Start (a standby replica runs no controllers).
+  absl::Status Liveness(absl::Duration stuck_after) const;
+
  private:
   void Work();
   void Process(const std::string& key);
@@ -86,6 +91,11 @@ class Controller {
   const int worker_count_;
   std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> started_{false};
+  std::atomic<int> workers_exited_{0};  // before Stop: a fault
+  mutable absl::Mutex busy_mu_;
+  // The reconciles in flight: key -> when it started.
+  std::map<std::string, absl::Time> busy_ ABSL_GUARDED_BY(busy_mu_);
 };
 
 }  // namespace kmm::kube

@@ -251,6 +251,30 @@ TEST_F(ControllerTest, StopWaitsForTheReconcileInFlightThenJoins) {
   EXPECT_EQ(reconciler.calls(), 1u);
 }
 
+TEST_F(ControllerTest, AReconcileThatNeverReturnsMakesTheWorkLoopNotLive) {
+  absl::Notification entered;
+  absl::Notification release;
+  ScriptedReconciler reconciler({[&](const std::string&) -> absl::StatusOr<Result> {
+    entered.Notify();
+    release.WaitForNotification();
+    return Result{};
+  }});
+  Controller controller("modules", queue_, reconciler, &metrics_, 2);
+  EXPECT_TRUE(controller.Liveness(absl::Minutes(10)).ok());  // not started: a standby
+  controller.Start();
+  queue_.Add(kKey);
+  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(kDeadline));
+  EXPECT_TRUE(controller.Liveness(absl::Minutes(10)).ok());
+  clock_.Advance(absl::Minutes(11));
+  const absl::Status stuck = controller.Liveness(absl::Minutes(10));
+  EXPECT_EQ(stuck.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(stuck.message().find("reconciling ns/module for 11m"), std::string_view::npos)
+      << stuck.message();
+  release.Notify();
+  EXPECT_TRUE(Eventually([&] { return controller.Liveness(absl::Minutes(10)).ok(); }));
+  controller.Stop();
+}
+
 TEST_F(ControllerTest, NeverReconcilesOneKeyInTwoWorkersAtOnce) {
   absl::Mutex mu;
   std::map<std::string, int> active;

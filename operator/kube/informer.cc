@@ -112,6 +112,7 @@ absl::Status Informer::ListAndReplace() {
 }
 
 bool Informer::ApplyEvent(WatchEvent&& event, bool* gone, absl::Status* error) {
+  Progressed();
   switch (event.type) {
     case WatchEvent::Type::kBookmark:
       SetResourceVersion(event.object);
@@ -162,13 +163,34 @@ bool Informer::ApplyEvent(WatchEvent&& event, bool* gone, absl::Status* error) {
   return true;
 }
 
+absl::Status Informer::Liveness(absl::Time now, absl::Duration silence) const {
+  const std::string what = options_.resource.resource;
+  if (!running_.load())
+    return absl::UnavailableError(fmt::format("the {} informer is not running", what));
+  const absl::Duration quiet = now - absl::FromUnixNanos(last_progress_ns_.load());
+  if (quiet > silence) {
+    return absl::UnavailableError(
+        fmt::format("the {} informer made no progress for {}", what,
+                    absl::FormatDuration(absl::Trunc(quiet, absl::Seconds(1)))));
+  }
+  return absl::OkStatus();
+}
+
 void Informer::Run(const Cancellation& cancel) {
+  running_.store(true);
+  Progressed();
+  // Not running once Run returns, for whatever reason.
+  struct Stopped {
+    std::atomic<bool>& running;
+    ~Stopped() { running.store(false); }
+  } stopped{running_};
   std::mt19937_64 random(std::random_device{}());
   absl::Duration backoff = options_.initial_backoff;
   bool need_list = true;
   const std::string what =
       options_.resource.resource + (options_.ns.empty() ? "" : " in namespace " + options_.ns);
   while (!cancel.cancelled()) {
+    Progressed();
     if (need_list) {
       if (absl::Status status = ListAndReplace(); !status.ok()) {
         spdlog::warn("informer: listing {} failed, retrying in {}: {}", what,

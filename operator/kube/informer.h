@@ -106,6 +106,14 @@ class Informer {
   // Waits until synced or `cancel` fires or `timeout` passes; returns HasSynced().
   bool WaitForSync(const Cancellation& cancel, absl::Duration timeout) const;
 
+  // Whether Run is alive: it runs, and its loop made progress (a list, a watch started or an
+  // event) within `silence` before `now`. Retrying with backoff is alive; a Run that
+  // returned, or one stuck on a connection that never ends, is not. The message says which.
+  absl::Status Liveness(absl::Time now, absl::Duration silence) const;
+  // The longest a live informer goes without progress: a watch lasts at most twice
+  // watch_timeout, then a backoff, then the next one starts.
+  absl::Duration MaxSilence() const { return 2 * options_.watch_timeout + options_.max_backoff; }
+
   ObjectPtr Get(std::string_view key) const;
   std::vector<ObjectPtr> List() const;
   // The objects whose index value (InformerOptions::index) is `value`, in no order.
@@ -130,6 +138,9 @@ class Informer {
   const InformerOptions options_;
   std::vector<ResourceEventHandler*> handlers_;
   std::atomic<bool> synced_{false};
+  std::atomic<bool> running_{false};
+  std::atomic<int64_t> last_progress_ns_{0};  // Unix nanoseconds
+  void Progressed() { last_progress_ns_.store(absl::ToUnixNanos(absl::Now())); }
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, ObjectPtr> cache_ ABSL_GUARDED_BY(mu_);

@@ -98,6 +98,24 @@ TEST(InformerTest, ListsEveryPageThenAppliesWatchEventsInOrder) {
   EXPECT_GE(running.informer.stats().lists, 1u);
 }
 
+TEST(InformerTest, IsLiveWhileItsLoopRunsAndProgresses) {
+  FakeKubeClient client;
+  client.Put(resources::kNodes, Node("a"));
+  auto running = std::make_unique<RunningInformer>(client, NodeOptions());
+  EXPECT_THAT(running->informer.Liveness(absl::Now(), absl::Minutes(1)).message(),
+              ::testing::HasSubstr("the nodes informer is not running"));
+  running->Start();
+  ASSERT_TRUE(running->informer.WaitForSync(running->cancel, absl::Seconds(10)));
+  EXPECT_TRUE(running->informer.Liveness(absl::Now(), absl::Minutes(1)).ok());
+  // A loop that made no progress for longer than a watch can last is stuck.
+  EXPECT_THAT(running->informer.Liveness(absl::Now() + absl::Hours(1), absl::Minutes(11)).message(),
+              ::testing::HasSubstr("made no progress for 1h"));
+  Informer& informer = running->informer;
+  running->cancel.Cancel();
+  running->thread.join();
+  EXPECT_FALSE(informer.Liveness(absl::Now(), absl::Minutes(1)).ok());
+}
+
 TEST(InformerTest, ResumesTheWatchFromTheLastVersionSeenIncludingBookmarks) {
   FakeKubeClient client;
   client.Put(resources::kNodes, Node("a"));

@@ -28,8 +28,8 @@ inline json Node(const std::string& name, bool ready_label) {
           {"status", {{"nodeInfo", {{"kernelVersion", "6.1.0"}}}}}};
 }
 
-inline json LoaderPod(const std::string& name, const std::string& node, const std::string& template_hash,
-               const std::string& kernel_hash) {
+inline json LoaderPod(const std::string& name, const std::string& node,
+                      const std::string& template_hash, const std::string& kernel_hash) {
   return {{"apiVersion", "v1"},
           {"kind", "Pod"},
           {"metadata",
