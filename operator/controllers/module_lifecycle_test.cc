@@ -194,6 +194,38 @@ TEST(ModuleLifecycleTest, APluginThatStoppedLetsTheLoaderGoAtOnce) {
   EXPECT_THAT(PodDeletes(client), ElementsAre("delete pods ns/p1"));
 }
 
+TEST(ModuleLifecycleTest, AnOldKernelsDaemonSetGoesWhileItsLastPodIsStillStopping) {
+  // n1 rebooted into the mapped kernel: its new pod is Ready and its plugin runs; the old
+  // kernel's pod is still stopping. The old DaemonSet goes without waiting on the plugin,
+  // which serves the new pod.
+  FakeKubeClient client;
+  client.Put(resources::kModules,
+             Module({{"devicePlugin", {{"container", {{"image", "plugin:v1"}}}}}}));
+  client.Put(resources::kNodes,
+             WithLabel(Node("n1", true), desired::DevicePluginReadyLabel("ns", "m"), ""));
+  ASSERT_TRUE(Harness(client).Reconcile().ok());
+  const auto [kernel_hash, current] = LoaderDaemonSets(client).begin()->second;
+  json old_daemonset = {{"apiVersion", "apps/v1"},
+                        {"kind", "DaemonSet"},
+                        {"metadata",
+                         {{"name", "m-loader-old"},
+                          {"namespace", "ns"},
+                          {"labels",
+                           {{desired::kModuleNameLabel, "m"},
+                            {desired::kComponentLabel, desired::kLoaderComponent},
+                            {desired::kKernelHashLabel, "old-kernel"},
+                            {desired::kManagedByLabel, desired::kManagedByValue}}}}}};
+  client.Put(resources::kDaemonSets, old_daemonset);
+  json stopping = LoaderPod("p-old", "n1", "t", "old-kernel");
+  stopping["metadata"]["deletionTimestamp"] = Stamp(absl::Now());
+  client.Put(resources::kPods, stopping);
+  client.Put(resources::kPods, LoaderPod("p-new", "n1", current, kernel_hash));
+  client.Put(resources::kPods, PluginPod("plugin-1", "n1"));
+  ASSERT_TRUE(Harness(client).Reconcile().ok());
+  EXPECT_THAT(Writes(client), Contains("delete daemonsets ns/m-loader-old"));
+  EXPECT_TRUE(Labels(client, "n1").contains(desired::ModuleReadyLabel("ns", "m")));
+}
+
 TEST(ModuleLifecycleTest, AModuleWithOnlyADevicePluginRunsItWhereTheSelectorSays) {
   FakeKubeClient client;
   json module = Module({{"devicePlugin", {{"container", {{"image", "plugin:v1"}}}}}});

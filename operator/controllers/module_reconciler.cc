@@ -499,7 +499,10 @@ absl::Status ModuleReconciler::CollectGarbage(const api::Module& module, const j
     bool drained = true;
     for (const ObjectPtr& pod : observed.loader_pods) {
       if (kernel_hash.empty() || Label(*pod, desired::kKernelHashLabel) != kernel_hash) continue;
-      ASSIGN_OR_RETURN(bool node_drained, DrainNode(module, object, observed, NodeOf(*pod)));
+      if (Terminating(*pod)) continue;  // already going (e.g. its node changed kernel)
+      const std::string node = NodeOf(*pod);
+      rollout->ready_nodes.erase(node);  // its loader is about to go
+      ASSIGN_OR_RETURN(bool node_drained, DrainNode(module, object, observed, node));
       drained = drained && node_drained;
     }
     if (!drained) {
