@@ -48,6 +48,15 @@ json Labels(const api::Module& module, std::string_view kernel_hash) {
           {kManagedByLabel, kManagedByValue}};
 }
 
+// spec.devicePlugin.builtin as the loader will read it. ValidateModule refuses a builtin the
+// parser refuses; should one get here anyway, the loader gets a plugin with no resources and
+// refuses it by name in its termination message, rather than the plugin being dropped.
+deviceplugin::DevicePluginConfig BuiltinDevicePlugin(const api::Module& module) {
+  absl::StatusOr<deviceplugin::DevicePluginConfig> plugin = deviceplugin::ParseDevicePluginConfig(
+      module.spec.device_plugin->builtin, "spec.devicePlugin.builtin");
+  return plugin.ok() ? *std::move(plugin) : deviceplugin::DevicePluginConfig{};
+}
+
 }  // namespace
 
 std::string LoaderDaemonSetName(std::string_view module_name, std::string_view kernel,
@@ -70,33 +79,27 @@ json OwnerReferenceTo(const api::Module& module) {
           {"blockOwnerDeletion", true}};
 }
 
-json LoaderConfigFor(const api::Module& module, const api::ResolvedMapping& mapping,
-                     std::string_view kernel, const OperatorSettings& settings) {
+loader::LoaderConfig LoaderConfigFor(const api::Module& module, const api::ResolvedMapping& mapping,
+                                     std::string_view kernel, const OperatorSettings& settings) {
   const api::ModprobeSpec& modprobe = module.spec.module_loader->container.modprobe;
-  json config = {
-      {"dirName", JoinPath(kModulesMount, modprobe.dir_name)},
-      {"kernelVersion", kernel},
-  };
-  if (!modprobe.module_name.empty()) config["moduleName"] = modprobe.module_name;
-  if (!modprobe.parameters.empty()) config["parameters"] = modprobe.parameters;
-  auto args_json = [](const api::ModprobeArgs& args) {
-    json out = json::object();
-    if (!args.load.empty()) out["load"] = args.load;
-    if (!args.unload.empty()) out["unload"] = args.unload;
-    return out;
-  };
-  if (modprobe.args) config["args"] = args_json(*modprobe.args);
-  if (modprobe.raw_args) config["rawArgs"] = args_json(*modprobe.raw_args);
-  if (modprobe.modules_loading_order)
-    config["modulesLoadingOrder"] = *modprobe.modules_loading_order;
+  loader::LoaderConfig config;
+  config.module_name = modprobe.module_name;
+  config.dir_name = JoinPath(kModulesMount, modprobe.dir_name);
+  config.parameters = modprobe.parameters;
+  if (modprobe.args) config.args = loader::ModprobeArgs{modprobe.args->load, modprobe.args->unload};
+  if (modprobe.raw_args) {
+    config.raw_args = loader::ModprobeArgs{modprobe.raw_args->load, modprobe.raw_args->unload};
+  }
+  if (modprobe.modules_loading_order) {
+    config.modules_loading_order = *modprobe.modules_loading_order;
+  }
   if (!modprobe.firmware_path.empty()) {
-    config["firmwarePath"] = modprobe.firmware_path;
-    config["firmwareHostPath"] = settings.firmware_host_path;
+    config.firmware_path = modprobe.firmware_path;
+    config.firmware_host_path = settings.firmware_host_path;
   }
-  if (!mapping.in_tree_modules_to_remove.empty()) {
-    config["inTreeModulesToRemove"] = mapping.in_tree_modules_to_remove;
-  }
-  if (UsesBuiltinDevicePlugin(module)) config["devicePlugin"] = module.spec.device_plugin->builtin;
+  config.in_tree_modules_to_remove = mapping.in_tree_modules_to_remove;
+  config.kernel_version = std::string(kernel);
+  if (UsesBuiltinDevicePlugin(module)) config.device_plugin = BuiltinDevicePlugin(module);
   return config;
 }
 
@@ -109,7 +112,7 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
       ShortHash(version.empty() ? std::string(kernel) : fmt::format("{}\n{}", kernel, version));
   const bool builtin_plugin = UsesBuiltinDevicePlugin(module);
   const bool firmware = !modprobe.firmware_path.empty();
-  const json config = LoaderConfigFor(module, mapping, kernel, settings);
+  const loader::LoaderConfig config = LoaderConfigFor(module, mapping, kernel, settings);
 
   // Init containers: install kmm-copy, then copy the kernel's modules (and firmware) out of
   // the module image.
@@ -180,7 +183,7 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
       {"imagePullPolicy", settings.loader_image_pull_policy},
       {"command", command},
       {"env",
-       {{{"name", kConfigEnv}, {"value", config.dump()}},
+       {{{"name", kConfigEnv}, {"value", loader::SerializeLoaderConfig(config).dump()}},
         {{"name", "NODE_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "spec.nodeName"}}}}}}}},
       {"readinessProbe",
        {{"exec",

@@ -48,15 +48,17 @@ TEST(LoaderDaemonSetTest, TheLoaderConfigIsWhatKmmLoaderReads) {
   std::optional<api::ResolvedMapping> mapping =
       api::FindKernelMapping(module, "5.4.196-108.356.amzn2.x86_64");
   ASSERT_TRUE(mapping.has_value());
-  json config = LoaderConfigFor(module, *mapping, "5.4.196-108.356.amzn2.x86_64", Settings());
-  EXPECT_EQ(config["dirName"], "/kmm-modules/opt");
-  EXPECT_EQ(config["kernelVersion"], "5.4.196-108.356.amzn2.x86_64");
-  EXPECT_EQ(config["moduleName"], "kmm_ci_b");
-  EXPECT_EQ(config["modulesLoadingOrder"], json({"kmm_ci_b", "kmm_ci_a"}));
+  const loader::LoaderConfig config =
+      LoaderConfigFor(module, *mapping, "5.4.196-108.356.amzn2.x86_64", Settings());
+  EXPECT_EQ(config.dir_name, "/kmm-modules/opt");
+  EXPECT_EQ(config.kernel_version, "5.4.196-108.356.amzn2.x86_64");
+  EXPECT_EQ(config.module_name, "kmm_ci_b");
+  EXPECT_EQ(config.modules_loading_order, (std::vector<std::string>{"kmm_ci_b", "kmm_ci_a"}));
   // This mapping sets no list of its own: the container's applies.
-  EXPECT_EQ(config["inTreeModulesToRemove"], json({"dummy"}));
-  EXPECT_EQ(config["firmwareHostPath"], "/var/lib/firmware");
-  EXPECT_EQ(config["devicePlugin"]["resources"][0]["resourceName"], "example.com/kmm-ci-a");
+  EXPECT_EQ(config.in_tree_modules_to_remove, std::vector<std::string>{"dummy"});
+  EXPECT_EQ(config.firmware_host_path, "/var/lib/firmware");
+  ASSERT_TRUE(config.device_plugin.has_value());
+  EXPECT_EQ(config.device_plugin->resources.at(0).resource_name, "example.com/kmm-ci-a");
   // The image is the mapping's, substituted.
   EXPECT_EQ(mapping->container_image, "registry.example/kmm/kmm-ci:amzn2-5.4.196");
 }
