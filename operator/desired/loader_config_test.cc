@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "loader/config.h"
+#include "loader/modprobe_command.h"
 #include "operator/api/kernel_mapping.h"
 #include "operator/desired/loader_daemonset.h"
 #include "operator/kube/yaml.h"
@@ -120,6 +121,75 @@ TEST(LoaderConfigContractTest, TheDaemonSetCarriesTheSerializedConfig) {
       loader::ParseLoaderConfig(env["value"].get<std::string>(), "KMM_LOADER_CONFIG");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(*parsed, LoaderConfigFor(*module, *mapping, kernel, {}));
+}
+
+api::Module TestModule() {
+  const std::string path = std::string(KMM_SOURCE_DIR) + "/operator/desired/testdata/module.yaml";
+  absl::StatusOr<json> object = kube::ParseYaml(ReadFile(path), path);
+  EXPECT_TRUE(object.ok()) << object.status();
+  absl::StatusOr<api::Module> module = api::ParseModule(object.ok() ? *object : json());
+  EXPECT_TRUE(module.ok()) << module.status();
+  return module.ok() ? *module : api::Module{};
+}
+
+struct DirNameCase {
+  std::vector<std::string> words;
+  std::vector<std::string> in_pod;  // what the loader must get
+};
+
+// Every spelling of modprobe's -d that the loader reads (loader/modprobe_command.h).
+const std::vector<DirNameCase>& DirNameCases() {
+  static const auto* cases = new std::vector<DirNameCase>{
+      {{"-d", "/opt"}, {"-d", "/kmm-modules/opt"}},
+      {{"--dirname", "/opt"}, {"--dirname", "/kmm-modules/opt"}},
+      {{"--dirname=/opt"}, {"--dirname=/kmm-modules/opt"}},
+      {{"-d/opt"}, {"-d/kmm-modules/opt"}},
+      {{"-vd", "/opt/mods"}, {"-vd", "/kmm-modules/opt/mods"}},
+      {{"-vd/opt"}, {"-vd/kmm-modules/opt"}},
+      {{"-v", "-d", "/opt", "kmm_ci_a", "x=1"},
+       {"-v", "-d", "/kmm-modules/opt", "kmm_ci_a", "x=1"}},
+  };
+  return *cases;
+}
+
+TEST(LoaderConfigForTest, DirNameFlagsInArgsPointIntoThePodsCopy) {
+  const api::Module base = TestModule();
+  std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(base, "5.15.0-43-generic");
+  ASSERT_TRUE(mapping.has_value());
+  for (const DirNameCase& c : DirNameCases()) {
+    SCOPED_TRACE(::testing::PrintToString(c.words));
+    api::Module module = base;
+    api::ModprobeSpec& modprobe = module.spec.module_loader->container.modprobe;
+    modprobe.args = api::ModprobeArgs{c.words, c.words};
+    modprobe.raw_args = api::ModprobeArgs{c.words, c.words};
+    const loader::LoaderConfig config = LoaderConfigFor(module, *mapping, "5.15.0-43-generic", {});
+    for (const loader::ModprobeArgs& args : {*config.args, *config.raw_args}) {
+      EXPECT_EQ(args.load, c.in_pod);
+      EXPECT_EQ(args.unload, c.in_pod);
+      // And the loader reads the directory of the copy from it.
+      absl::StatusOr<loader::ModprobeCommand> command =
+          loader::ParseModprobeCommand(args.load, "args.load");
+      ASSERT_TRUE(command.ok()) << command.status();
+      EXPECT_TRUE(command->dir_name.value_or("").starts_with("/kmm-modules/opt"));
+    }
+  }
+}
+
+TEST(LoaderConfigForTest, OnlyDirNameValuesAreRemapped) {
+  auto into_copy = [](std::string_view dir) { return "/kmm-modules" + std::string(dir); };
+  using Words = std::vector<std::string>;
+  // -S takes a value too; a word that is not a flag's value is left alone.
+  EXPECT_EQ(loader::MapModprobeDirNames({"-S", "/opt", "/opt"}, into_copy),
+            (Words{"-S", "/opt", "/opt"}));
+  EXPECT_EQ(loader::MapModprobeDirNames({"--set-version", "-d", "/opt"}, into_copy),
+            (Words{"--set-version", "-d", "/opt"}));
+  EXPECT_EQ(loader::MapModprobeDirNames({"-vS6.1", "-d", "/opt"}, into_copy),
+            (Words{"-vS6.1", "-d", "/kmm-modules/opt"}));
+  // Nothing to remap: a -d without its value, flags the loader refuses (it says so itself).
+  EXPECT_EQ(loader::MapModprobeDirNames({"-d"}, into_copy), (Words{"-d"}));
+  EXPECT_EQ(loader::MapModprobeDirNames({"-xd", "/opt"}, into_copy), (Words{"-xd", "/opt"}));
+  EXPECT_EQ(loader::MapModprobeDirNames({"--dirnames=/opt"}, into_copy),
+            (Words{"--dirnames=/opt"}));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "operator/desired/loader_daemonset.h"
 
 #include "fmt/format.h"
+#include "loader/modprobe_command.h"
 #include "operator/desired/labels.h"
 
 namespace kmm::desired {
@@ -48,6 +49,16 @@ json Labels(const api::Module& module, std::string_view kernel_hash) {
           {kManagedByLabel, kManagedByValue}};
 }
 
+// args or rawArgs with every -d/--dirname pointing into the pod's copy, as dirName does: the
+// copy-modules container puts the image's <dir>/lib/modules/<kernel> at kModulesMount + <dir>.
+// Done here, not in the loader, because only the operator knows where the copy is and that the
+// path was the image's: the loader cannot tell an image path from a host one.
+loader::ModprobeArgs InPodCopy(const api::ModprobeArgs& args) {
+  auto into_copy = [](std::string_view dir) { return JoinPath(kModulesMount, dir); };
+  return {loader::MapModprobeDirNames(args.load, into_copy),
+          loader::MapModprobeDirNames(args.unload, into_copy)};
+}
+
 // spec.devicePlugin.builtin as the loader will read it. ValidateModule refuses a builtin the
 // parser refuses; should one get here anyway, the loader gets a plugin with no resources and
 // refuses it by name in its termination message, rather than the plugin being dropped.
@@ -86,10 +97,8 @@ loader::LoaderConfig LoaderConfigFor(const api::Module& module, const api::Resol
   config.module_name = modprobe.module_name;
   config.dir_name = JoinPath(kModulesMount, modprobe.dir_name);
   config.parameters = modprobe.parameters;
-  if (modprobe.args) config.args = loader::ModprobeArgs{modprobe.args->load, modprobe.args->unload};
-  if (modprobe.raw_args) {
-    config.raw_args = loader::ModprobeArgs{modprobe.raw_args->load, modprobe.raw_args->unload};
-  }
+  if (modprobe.args) config.args = InPodCopy(*modprobe.args);
+  if (modprobe.raw_args) config.raw_args = InPodCopy(*modprobe.raw_args);
   if (modprobe.modules_loading_order) {
     config.modules_loading_order = *modprobe.modules_loading_order;
   }
