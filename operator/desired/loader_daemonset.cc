@@ -1,5 +1,8 @@
 #include "operator/desired/loader_daemonset.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "fmt/format.h"
 #include "loader/modprobe_command.h"
 #include "operator/desired/labels.h"
@@ -57,6 +60,24 @@ loader::ModprobeArgs InPodCopy(const api::ModprobeArgs& args) {
   auto into_copy = [](std::string_view dir) { return JoinPath(kModulesMount, dir); };
   return {loader::MapModprobeDirNames(args.load, into_copy),
           loader::MapModprobeDirNames(args.unload, into_copy)};
+}
+
+// The plugin writes a CDI spec per resource with cdi.enabled into its specDir, which the
+// container runtime reads on the host: each such directory is mounted read-write at its own
+// path, once, and created if the node has none yet.
+void AddCdiSpecDirs(const deviceplugin::DevicePluginConfig& plugin, json& mounts, json& volumes) {
+  std::vector<std::string> dirs;
+  for (const deviceplugin::ResourceConfig& resource : plugin.resources) {
+    const std::string& dir = resource.cdi.spec_dir;
+    if (resource.cdi.enabled && std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) {
+      dirs.push_back(dir);
+    }
+  }
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::string name = i == 0 ? "cdi-specs" : fmt::format("cdi-specs-{}", i);
+    mounts.push_back(VolumeMount(name, dirs[i], false));
+    volumes.push_back(HostPathVolume(name, dirs[i], "DirectoryOrCreate"));
+  }
 }
 
 // spec.devicePlugin.builtin as the loader will read it. ValidateModule refuses a builtin the
@@ -180,6 +201,7 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
     mounts.push_back(VolumeMount("run-udev", "/run/udev", true));
     volumes.push_back(HostPathVolume("device-plugins", settings.device_plugin_dir, "Directory"));
     volumes.push_back(HostPathVolume("run-udev", "/run/udev", "DirectoryOrCreate"));
+    AddCdiSpecDirs(*config.device_plugin, mounts, volumes);
   }
   json security = {{"runAsUser", 0}, {"capabilities", {{"add", {"SYS_MODULE"}}}}};
   // Pointing the kernel at the firmware directory writes /sys, which only a privileged

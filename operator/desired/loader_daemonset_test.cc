@@ -111,5 +111,55 @@ TEST(LoaderDaemonSetTest, AModuleVersionSelectsNodesLabelledForIt) {
             "v2");
 }
 
+// The volume and the loader's mount of that name, or nulls.
+std::pair<json, json> VolumeAndMount(const json& daemonset, std::string_view name) {
+  const json& pod = daemonset["spec"]["template"]["spec"];
+  std::pair<json, json> found;
+  for (const json& volume : pod["volumes"]) {
+    if (volume["name"] == name) found.first = volume;
+  }
+  for (const json& mount : pod["containers"][0]["volumeMounts"]) {
+    if (mount["name"] == name) found.second = mount;
+  }
+  return found;
+}
+
+TEST(LoaderDaemonSetTest, CdiSpecDirectoriesAreMountedFromTheHost) {
+  api::Module module = TestModule();
+  json& resources = module.spec.device_plugin->builtin["resources"];
+  resources[0]["cdi"] = {{"enabled", true}};  // the default specDir, /var/run/cdi
+  resources.push_back({{"resourceName", "example.com/kmm-ci-b"},
+                       {"match", {{"kernel", "kmm-ci-b*"}}},
+                       {"cdi", {{"enabled", true}, {"specDir", "/etc/cdi"}}}});
+  resources.push_back({{"resourceName", "example.com/kmm-ci-c"},
+                       {"match", {{"kernel", "kmm-ci-c*"}}},
+                       {"cdi", {{"enabled", true}, {"specDir", "/etc/cdi"}}}});
+  resources.push_back({{"resourceName", "example.com/kmm-ci-d"},  // no CDI: no mount
+                       {"match", {{"kernel", "kmm-ci-d*"}}},
+                       {"cdi", {{"enabled", false}, {"specDir", "/run/not-cdi"}}}});
+  std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(module, "5.15.0-43-generic");
+  const json built = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
+
+  auto [volume, mount] = VolumeAndMount(built, "cdi-specs");
+  EXPECT_EQ(volume,
+            json({{"name", "cdi-specs"},
+                  {"hostPath", {{"path", "/var/run/cdi"}, {"type", "DirectoryOrCreate"}}}}));
+  EXPECT_EQ(mount, json({{"name", "cdi-specs"}, {"mountPath", "/var/run/cdi"}}));  // read-write
+  std::tie(volume, mount) = VolumeAndMount(built, "cdi-specs-1");
+  EXPECT_EQ(volume["hostPath"], json({{"path", "/etc/cdi"}, {"type", "DirectoryOrCreate"}}));
+  EXPECT_EQ(mount, json({{"name", "cdi-specs-1"}, {"mountPath", "/etc/cdi"}}));
+  EXPECT_TRUE(VolumeAndMount(built, "cdi-specs-2").first.is_null());  // /etc/cdi once
+  const std::string all = built.dump();
+  EXPECT_EQ(all.find("\"path\":\"/run/not-cdi\""), std::string::npos);
+}
+
+TEST(LoaderDaemonSetTest, WithoutCdiNoSpecDirectoryIsMounted) {
+  const api::Module module = TestModule();  // a built-in plugin without cdi
+  std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(module, "5.15.0-43-generic");
+  const json built = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
+  EXPECT_TRUE(VolumeAndMount(built, "cdi-specs").first.is_null());
+  EXPECT_TRUE(VolumeAndMount(built, "cdi-specs").second.is_null());
+}
+
 }  // namespace
 }  // namespace kmm::desired
