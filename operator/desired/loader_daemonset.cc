@@ -238,12 +238,12 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
 
   json pod_spec = {
       {"nodeSelector", node_selector},
-      {"priorityClassName", "system-node-critical"},
       {"terminationGracePeriodSeconds", settings.unload_timeout_seconds + 30},
       {"initContainers", init_containers},
       {"containers", {loader_container}},
       {"volumes", volumes},
   };
+  if (!settings.priority_class.empty()) pod_spec["priorityClassName"] = settings.priority_class;
   if (!module.spec.tolerations.empty()) pod_spec["tolerations"] = module.spec.tolerations;
   if (!loader.service_account_name.empty())
     pod_spec["serviceAccountName"] = loader.service_account_name;

@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "operator/desired/device_plugin_daemonset.h"
 #include "operator/desired/labels.h"
 #include "operator/desired/testing/testdata.h"
 #include "operator/kube/yaml.h"
@@ -159,6 +160,29 @@ TEST(LoaderDaemonSetTest, WithoutCdiNoSpecDirectoryIsMounted) {
   const json built = LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", Settings());
   EXPECT_TRUE(VolumeAndMount(built, "cdi-specs").first.is_null());
   EXPECT_TRUE(VolumeAndMount(built, "cdi-specs").second.is_null());
+}
+
+TEST(LoaderDaemonSetTest, PodsHaveTheOperatorsPriorityClass) {
+  api::Module module = TestModule();
+  module.spec.device_plugin->container = api::ContainerSpec{};
+  module.spec.device_plugin->container->image = "registry.example/kmm/plugin:v1";
+  std::optional<api::ResolvedMapping> mapping = api::FindKernelMapping(module, "5.15.0-43-generic");
+  const json::json_pointer priority("/spec/template/spec/priorityClassName");
+  auto loader = [&](const OperatorSettings& settings) {
+    return LoaderDaemonSetFor(module, *mapping, "5.15.0-43-generic", settings);
+  };
+  // Unset: the class manifests/priority-class.yaml creates, not a system one.
+  OperatorSettings settings = Settings();
+  EXPECT_EQ(loader(settings)[priority], "kmm-node-critical");
+  EXPECT_EQ(DevicePluginDaemonSetFor(module, settings)[priority], "kmm-node-critical");
+  // Set.
+  settings.priority_class = "system-node-critical";
+  EXPECT_EQ(loader(settings)[priority], "system-node-critical");
+  EXPECT_EQ(DevicePluginDaemonSetFor(module, settings)[priority], "system-node-critical");
+  // Set to nothing: no class, the cluster's default priority.
+  settings.priority_class.clear();
+  EXPECT_FALSE(loader(settings).contains(priority));
+  EXPECT_FALSE(DevicePluginDaemonSetFor(module, settings).contains(priority));
 }
 
 }  // namespace
