@@ -24,6 +24,7 @@ eval "$("$cluster" env)"
 ns=kmm-bench
 
 kubectl apply --server-side -f "$here/../manifests/crd/modules.kmm.sigs.x-k8s.io.yaml" >/dev/null
+kubectl apply --server-side -f "$here/../manifests/priority-class.yaml" >/dev/null  # --priority-class
 kubectl wait --for condition=Established crd/modules.kmm.sigs.x-k8s.io --timeout 60s >/dev/null
 kubectl create namespace "$ns" >/dev/null
 # Nodes: pool <i mod MODULES>, kernel 5.15.0-<100 + (i div MODULES) mod KERNELS>-generic, so

@@ -102,6 +102,43 @@ absl::Status ParseResource(const nlohmann::json& json, const std::string& path,
   return fields.NoUnknownFields();
 }
 
+nlohmann::json MatchToJson(const DeviceMatch& match) {
+  nlohmann::json out = nlohmann::json::object();
+  if (!match.subsystem.empty()) out["subsystem"] = match.subsystem;
+  if (!match.driver.empty()) out["driver"] = match.driver;
+  if (!match.kernel.empty()) out["kernel"] = match.kernel;
+  if (!match.devnode.empty()) out["devnode"] = match.devnode;
+  if (!match.properties.empty()) out["properties"] = match.properties;
+  if (!match.attributes.empty()) out["attributes"] = match.attributes;
+  return out;
+}
+
+nlohmann::json ResourceToJson(const ResourceConfig& resource) {
+  const ResourceConfig defaults;
+  nlohmann::json out = {{"resourceName", resource.resource_name},
+                        {"match", MatchToJson(resource.match)}};
+  if (resource.container_path != defaults.container_path) {
+    out["containerPath"] = resource.container_path;
+  }
+  if (resource.permissions != defaults.permissions) out["permissions"] = resource.permissions;
+  for (const Mount& mount : resource.mounts) {
+    out["mounts"].push_back({{"containerPath", mount.container_path},
+                             {"hostPath", mount.host_path},
+                             {"readOnly", mount.read_only}});
+  }
+  if (!resource.envs.empty()) out["envs"] = resource.envs;
+  if (resource.replicas != defaults.replicas) out["sharing"] = {{"replicas", resource.replicas}};
+  // The parser requires the attribute once health is given; an empty one means no check.
+  if (!resource.health.attribute.empty()) {
+    out["health"] = {{"attribute", resource.health.attribute},
+                     {"healthyValue", resource.health.healthy_value}};
+  }
+  if (resource.cdi != defaults.cdi) {
+    out["cdi"] = {{"enabled", resource.cdi.enabled}, {"specDir", resource.cdi.spec_dir}};
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::Status ValidateResourceName(std::string_view name) {
@@ -164,6 +201,17 @@ absl::StatusOr<DevicePluginConfig> ParseDevicePluginConfig(const nlohmann::json&
     config.resources.push_back(std::move(resource));
   }
   return config;
+}
+
+nlohmann::json DevicePluginConfigToJson(const DevicePluginConfig& config) {
+  nlohmann::json out = {{"resources", nlohmann::json::array()}};
+  for (const ResourceConfig& resource : config.resources) {
+    out["resources"].push_back(ResourceToJson(resource));
+  }
+  if (config.uevent_source != DevicePluginConfig().uevent_source) {
+    out["ueventSource"] = config.uevent_source;
+  }
+  return out;
 }
 
 }  // namespace kmm::deviceplugin

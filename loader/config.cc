@@ -25,6 +25,14 @@ absl::Status ParseModprobeArgs(JsonFields& parent, std::string_view key,
   return absl::OkStatus();
 }
 
+// Empty lists are left out: the parser reads a missing list as empty.
+nlohmann::json ModprobeArgsToJson(const ModprobeArgs& args) {
+  nlohmann::json out = nlohmann::json::object();
+  if (!args.load.empty()) out["load"] = args.load;
+  if (!args.unload.empty()) out["unload"] = args.unload;
+  return out;
+}
+
 absl::Status Invalid(std::string_view source, std::string_view message) {
   return absl::InvalidArgumentError(fmt::format("{}: {}", source, message));
 }
@@ -119,6 +127,32 @@ absl::StatusOr<LoaderConfig> ParseLoaderConfig(std::string_view json_text,
   if (config.dir_name.empty()) config.dir_name = "/opt";  // upstream's default
   RETURN_IF_ERROR(Validate(config, source));
   return config;
+}
+
+nlohmann::json SerializeLoaderConfig(const LoaderConfig& config) {
+  const LoaderConfig defaults;
+  nlohmann::json out = nlohmann::json::object();
+  auto set_if = [&out](std::string_view key, const auto& value, const auto& default_value) {
+    if (value != default_value) out[std::string(key)] = value;
+  };
+  set_if("moduleName", config.module_name, defaults.module_name);
+  set_if("dirName", config.dir_name, defaults.dir_name);
+  set_if("parameters", config.parameters, defaults.parameters);
+  if (config.args) out["args"] = ModprobeArgsToJson(*config.args);
+  if (config.raw_args) out["rawArgs"] = ModprobeArgsToJson(*config.raw_args);
+  set_if("firmwarePath", config.firmware_path, defaults.firmware_path);
+  set_if("modulesLoadingOrder", config.modules_loading_order, defaults.modules_loading_order);
+  set_if("inTreeModulesToRemove", config.in_tree_modules_to_remove,
+         defaults.in_tree_modules_to_remove);
+  set_if("kernelVersion", config.kernel_version, defaults.kernel_version);
+  set_if("firmwareHostPath", config.firmware_host_path, defaults.firmware_host_path);
+  set_if("readinessFile", config.readiness_file, defaults.readiness_file);
+  set_if("terminationMessagePath", config.termination_message_path,
+         defaults.termination_message_path);
+  if (config.device_plugin) {
+    out["devicePlugin"] = deviceplugin::DevicePluginConfigToJson(*config.device_plugin);
+  }
+  return out;
 }
 
 absl::StatusOr<LoaderConfig> LoadLoaderConfigFile(const std::string& path) {

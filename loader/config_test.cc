@@ -128,5 +128,63 @@ TEST(ParseLoaderConfig, RejectsBadParametersAndDirName) {
             std::string::npos);
 }
 
+// A config with every field away from its default, the device plugin's too.
+LoaderConfig RichConfig() {
+  LoaderConfig config;
+  config.module_name = "kmm_ci_b";
+  config.dir_name = "/kmm-modules/opt";
+  config.parameters = {"greeting_count=3", "name=x y"};
+  config.args = ModprobeArgs{{"-v", "-d", "/kmm-modules/opt"}, {"--first-time"}};
+  config.firmware_path = "/firmware";
+  config.modules_loading_order = {"kmm_ci_b", "kmm_ci_a"};
+  config.in_tree_modules_to_remove = {"dummy", "kmm_old"};
+  config.kernel_version = "6.1.0-56-amd64";
+  config.firmware_host_path = "/var/lib/firmware";
+  config.readiness_file = "/run/kmm/ready";
+  config.termination_message_path = "/tmp/termination";
+  deviceplugin::ResourceConfig resource;
+  resource.resource_name = "example.com/kmm-ci-a";
+  resource.match = {"misc", "kmm_ci_a", "kmm-ci-a*", "/dev/kmm-ci-a*", {{"ID", "1"}}, {{"a", "b"}}};
+  resource.container_path = "/dev/kmm/{name}";
+  resource.permissions = "rwm";
+  resource.mounts = {{"/opt/lib", "/var/lib/kmm", false}, {"/etc/kmm", "/etc/kmm", true}};
+  resource.envs = {{"KMM_DEVICE", "{name}"}};
+  resource.replicas = 4;
+  resource.health = {"health", "ok"};
+  resource.cdi = {true, "/etc/cdi"};
+  deviceplugin::ResourceConfig plain;
+  plain.resource_name = "example.com/kmm-ci-b";
+  plain.match.kernel = "kmm-ci-b*";
+  config.device_plugin = deviceplugin::DevicePluginConfig{{resource, plain}, "kernel"};
+  return config;
+}
+
+void ExpectRoundTrip(const LoaderConfig& config) {
+  const std::string text = SerializeLoaderConfig(config).dump();
+  absl::StatusOr<LoaderConfig> parsed = Parse(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status() << "\n" << text;
+  EXPECT_EQ(*parsed, config) << text;
+}
+
+TEST(SerializeLoaderConfig, ParsesBackAsTheSameConfig) {
+  ExpectRoundTrip(RichConfig());
+
+  LoaderConfig raw;  // rawArgs instead of moduleName, everything else at its default
+  raw.raw_args = ModprobeArgs{{"-d", "/kmm-modules/opt", "kmm_ci_b"}, {"-r", "kmm_ci_b"}};
+  ExpectRoundTrip(raw);
+
+  LoaderConfig empty_args = RichConfig();  // present but empty: still present
+  empty_args.args = ModprobeArgs{};
+  empty_args.device_plugin->resources[0].cdi = {false, "/var/run/cdi/kmm"};
+  empty_args.device_plugin->resources[0].health = {};
+  ExpectRoundTrip(empty_args);
+}
+
+TEST(SerializeLoaderConfig, LeavesOutWhatIsAtItsDefault) {
+  LoaderConfig config;
+  config.module_name = "kmm_ci_a";
+  EXPECT_EQ(SerializeLoaderConfig(config), nlohmann::json({{"moduleName", "kmm_ci_a"}}));
+}
+
 }  // namespace
 }  // namespace kmm::loader

@@ -156,4 +156,43 @@ absl::StatusOr<ModprobeCommand> ParseModprobeCommand(const std::vector<std::stri
   return command;
 }
 
+std::vector<std::string> MapModprobeDirNames(
+    std::vector<std::string> argv, const std::function<std::string(std::string_view)>& map) {
+  // Same grammar as ParseModprobeCommand: a flag's value is the rest of its word or the
+  // next word.
+  auto take_value = [&](size_t& i, std::string_view name, std::string_view prefix,
+                        std::optional<std::string> inline_value) {
+    if (inline_value.has_value()) {
+      if (name == "dirname") argv[i] = fmt::format("{}{}", prefix, map(*inline_value));
+    } else if (i + 1 < argv.size()) {
+      ++i;
+      if (name == "dirname") argv[i] = map(argv[i]);
+    }
+  };
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string word = argv[i];
+    if (word.size() > 2 && word.starts_with("--")) {
+      const size_t equals = word.find('=');
+      const std::string name =
+          word.substr(2, equals == std::string::npos ? std::string::npos : equals - 2);
+      auto it = LongFlags().find(name);
+      if (it == LongFlags().end() || !TakesValue(it->second.flag)) continue;
+      std::optional<std::string> value;
+      if (equals != std::string::npos) value = word.substr(equals + 1);
+      take_value(i, name, word.substr(0, equals + 1), value);
+    } else if (word.size() > 1 && word[0] == '-') {
+      for (size_t j = 1; j < word.size(); ++j) {
+        auto it = ShortFlags().find(word[j]);
+        if (it == ShortFlags().end()) break;  // refused by the parser
+        if (!TakesValue(LongFlags().at(it->second).flag)) continue;
+        std::optional<std::string> value;
+        if (j + 1 < word.size()) value = word.substr(j + 1);
+        take_value(i, it->second, word.substr(0, j + 1), value);
+        break;
+      }
+    }
+  }
+  return argv;
+}
+
 }  // namespace kmm::loader

@@ -5,6 +5,7 @@
 #ifndef KMM_LOADER_MODPROBE_COMMAND_H_
 #define KMM_LOADER_MODPROBE_COMMAND_H_
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,13 @@ struct ModprobeCommand {
 // `field` names the config field in errors, e.g. "config.rawArgs.load".
 absl::StatusOr<ModprobeCommand> ParseModprobeCommand(const std::vector<std::string>& argv,
                                                      std::string_view field);
+
+// `argv` with every value ParseModprobeCommand would read as -d/--dirname (in any spelling:
+// "-d DIR", "-dDIR", "-vd DIR", "--dirname DIR", "--dirname=DIR") replaced by map(value).
+// The operator uses it to point args and rawArgs into the pod's copy of the module image;
+// words the parser would refuse are left as they are, for the loader to refuse.
+std::vector<std::string> MapModprobeDirNames(
+    std::vector<std::string> argv, const std::function<std::string(std::string_view)>& map);
 
 }  // namespace kmm::loader
 

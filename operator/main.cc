@@ -137,6 +137,12 @@ int main(int argc, char** argv) {
   app.add_option("--loader-image", settings.loader_image,
                  "Image with kmm-loader, kmm-loader-run and kmm-copy, run by every loader pod")
       ->capture_default_str();
+  app.add_option("--priority-class", settings.priority_class,
+                 "PriorityClass of loader, unload and device-plugin pods (empty: none). Not "
+                 "system-node-critical by default: managed clusters such as GKE admit "
+                 "system-*-critical pods only in kube-system (a ResourceQuota scoped to them), "
+                 "and these pods run in each Module's namespace; manifests/ create this class")
+      ->capture_default_str();
   app.add_option("--unload-timeout", settings.unload_timeout_seconds,
                  "Seconds a loader retries unloading a busy module")
       ->capture_default_str();

@@ -144,7 +144,7 @@ TEST(ParseModule, ReadsEveryFieldOfAFullModule) {
   ASSERT_EQ(plugin.volumes.size(), 2u);
   EXPECT_EQ(plugin.volumes[1]["hostPath"]["path"], "/dev");
   EXPECT_EQ(plugin.automount_service_account_token, false);
-  EXPECT_EQ(plugin.builtin["resources"][0]["name"], "example.com/kmm-ci-a");
+  EXPECT_EQ(plugin.builtin["resources"][0]["resourceName"], "example.com/kmm-ci-a");
 
   EXPECT_EQ(module.spec.image_repo_secret, LocalObjectReference{"ecr-pull-secret"});
   EXPECT_EQ(module.spec.selector.at("kubernetes.io/hostname"),

@@ -4,6 +4,7 @@
 #include <set>
 #include <utility>
 
+#include "deviceplugin/config.h"
 #include "fmt/format.h"
 #include "fmt/ranges.h"
 #include "operator/api/kernel_mapping.h"
@@ -395,6 +396,12 @@ class Validator {
       CheckContainer("spec.devicePlugin.initContainer", *plugin.init_container);
     }
     CheckHostPathVolumes("spec.devicePlugin", plugin.volumes);
+    // The loader would refuse it on every node; say so once, on the Module.
+    if (!plugin.builtin.is_null()) {
+      absl::StatusOr<deviceplugin::DevicePluginConfig> builtin =
+          deviceplugin::ParseDevicePluginConfig(plugin.builtin, "spec.devicePlugin.builtin");
+      if (!builtin.ok()) Problem("{}", std::string(builtin.status().message()));
+    }
   }
 
   void CheckDra(const DraSpec& dra, bool has_device_plugin) {

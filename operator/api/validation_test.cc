@@ -291,6 +291,18 @@ TEST(ValidateModule, ImagePullPolicyMustBeAKubernetesOne) {
                           HasSubstr("spec.devicePlugin.container.imagePullPolicy: \"always\"")));
 }
 
+TEST(ValidateModule, BuiltinDevicePluginMustBeWhatTheLoaderReads) {
+  Module module = Valid();
+  module.spec.device_plugin = DevicePluginSpec{};
+  module.spec.device_plugin->builtin = {
+      {"resources", {{{"resourceName", "example.com/kmm-ci-a"}, {"match", {{"kernel", "a*"}}}}}}};
+  EXPECT_THAT(ValidateModule(module), IsEmpty());
+  // "name" is not the field; the loader would refuse this on every node.
+  module.spec.device_plugin->builtin["resources"][0]["name"] = "x";
+  EXPECT_THAT(OnlyProblem(module),
+              HasSubstr("unknown field spec.devicePlugin.builtin.resources[0].name"));
+}
+
 TEST(ValidateModule, SelectorMustHoldLabels) {
   Module module = Valid();
   module.spec.selector = {{"example.com/gpu", "true"}, {"node-role.kubernetes.io/worker", ""}};

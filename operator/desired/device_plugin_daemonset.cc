@@ -54,10 +54,10 @@ json DevicePluginDaemonSetFor(const api::Module& module, const OperatorSettings&
                      {"hostPath", {{"path", settings.device_plugin_dir}, {"type", "Directory"}}}});
   json pod_spec = {
       {"nodeSelector", node_selector},
-      {"priorityClassName", "system-node-critical"},
       {"containers", {container}},
       {"volumes", volumes},
   };
+  if (!settings.priority_class.empty()) pod_spec["priorityClassName"] = settings.priority_class;
   if (plugin.init_container) {
     pod_spec["initContainers"] = {Container(*plugin.init_container, "device-plugin-init")};
   }

@@ -1,6 +1,10 @@
 #include "operator/desired/loader_daemonset.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "fmt/format.h"
+#include "loader/modprobe_command.h"
 #include "operator/desired/labels.h"
 
 namespace kmm::desired {
@@ -48,6 +52,43 @@ json Labels(const api::Module& module, std::string_view kernel_hash) {
           {kManagedByLabel, kManagedByValue}};
 }
 
+// args or rawArgs with every -d/--dirname pointing into the pod's copy, as dirName does: the
+// copy-modules container puts the image's <dir>/lib/modules/<kernel> at kModulesMount + <dir>.
+// Done here, not in the loader, because only the operator knows where the copy is and that the
+// path was the image's: the loader cannot tell an image path from a host one.
+loader::ModprobeArgs InPodCopy(const api::ModprobeArgs& args) {
+  auto into_copy = [](std::string_view dir) { return JoinPath(kModulesMount, dir); };
+  return {loader::MapModprobeDirNames(args.load, into_copy),
+          loader::MapModprobeDirNames(args.unload, into_copy)};
+}
+
+// The plugin writes a CDI spec per resource with cdi.enabled into its specDir, which the
+// container runtime reads on the host: each such directory is mounted read-write at its own
+// path, once, and created if the node has none yet.
+void AddCdiSpecDirs(const deviceplugin::DevicePluginConfig& plugin, json& mounts, json& volumes) {
+  std::vector<std::string> dirs;
+  for (const deviceplugin::ResourceConfig& resource : plugin.resources) {
+    const std::string& dir = resource.cdi.spec_dir;
+    if (resource.cdi.enabled && std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) {
+      dirs.push_back(dir);
+    }
+  }
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::string name = i == 0 ? "cdi-specs" : fmt::format("cdi-specs-{}", i);
+    mounts.push_back(VolumeMount(name, dirs[i], false));
+    volumes.push_back(HostPathVolume(name, dirs[i], "DirectoryOrCreate"));
+  }
+}
+
+// spec.devicePlugin.builtin as the loader will read it. ValidateModule refuses a builtin the
+// parser refuses; should one get here anyway, the loader gets a plugin with no resources and
+// refuses it by name in its termination message, rather than the plugin being dropped.
+deviceplugin::DevicePluginConfig BuiltinDevicePlugin(const api::Module& module) {
+  absl::StatusOr<deviceplugin::DevicePluginConfig> plugin = deviceplugin::ParseDevicePluginConfig(
+      module.spec.device_plugin->builtin, "spec.devicePlugin.builtin");
+  return plugin.ok() ? *std::move(plugin) : deviceplugin::DevicePluginConfig{};
+}
+
 }  // namespace
 
 std::string LoaderDaemonSetName(std::string_view module_name, std::string_view kernel,
@@ -70,33 +111,25 @@ json OwnerReferenceTo(const api::Module& module) {
           {"blockOwnerDeletion", true}};
 }
 
-json LoaderConfigFor(const api::Module& module, const api::ResolvedMapping& mapping,
-                     std::string_view kernel, const OperatorSettings& settings) {
+loader::LoaderConfig LoaderConfigFor(const api::Module& module, const api::ResolvedMapping& mapping,
+                                     std::string_view kernel, const OperatorSettings& settings) {
   const api::ModprobeSpec& modprobe = module.spec.module_loader->container.modprobe;
-  json config = {
-      {"dirName", JoinPath(kModulesMount, modprobe.dir_name)},
-      {"kernelVersion", kernel},
-  };
-  if (!modprobe.module_name.empty()) config["moduleName"] = modprobe.module_name;
-  if (!modprobe.parameters.empty()) config["parameters"] = modprobe.parameters;
-  auto args_json = [](const api::ModprobeArgs& args) {
-    json out = json::object();
-    if (!args.load.empty()) out["load"] = args.load;
-    if (!args.unload.empty()) out["unload"] = args.unload;
-    return out;
-  };
-  if (modprobe.args) config["args"] = args_json(*modprobe.args);
-  if (modprobe.raw_args) config["rawArgs"] = args_json(*modprobe.raw_args);
-  if (modprobe.modules_loading_order)
-    config["modulesLoadingOrder"] = *modprobe.modules_loading_order;
+  loader::LoaderConfig config;
+  config.module_name = modprobe.module_name;
+  config.dir_name = JoinPath(kModulesMount, modprobe.dir_name);
+  config.parameters = modprobe.parameters;
+  if (modprobe.args) config.args = InPodCopy(*modprobe.args);
+  if (modprobe.raw_args) config.raw_args = InPodCopy(*modprobe.raw_args);
+  if (modprobe.modules_loading_order) {
+    config.modules_loading_order = *modprobe.modules_loading_order;
+  }
   if (!modprobe.firmware_path.empty()) {
-    config["firmwarePath"] = modprobe.firmware_path;
-    config["firmwareHostPath"] = settings.firmware_host_path;
+    config.firmware_path = modprobe.firmware_path;
+    config.firmware_host_path = settings.firmware_host_path;
   }
-  if (!mapping.in_tree_modules_to_remove.empty()) {
-    config["inTreeModulesToRemove"] = mapping.in_tree_modules_to_remove;
-  }
-  if (UsesBuiltinDevicePlugin(module)) config["devicePlugin"] = module.spec.device_plugin->builtin;
+  config.in_tree_modules_to_remove = mapping.in_tree_modules_to_remove;
+  config.kernel_version = std::string(kernel);
+  if (UsesBuiltinDevicePlugin(module)) config.device_plugin = BuiltinDevicePlugin(module);
   return config;
 }
 
@@ -109,7 +142,7 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
       ShortHash(version.empty() ? std::string(kernel) : fmt::format("{}\n{}", kernel, version));
   const bool builtin_plugin = UsesBuiltinDevicePlugin(module);
   const bool firmware = !modprobe.firmware_path.empty();
-  const json config = LoaderConfigFor(module, mapping, kernel, settings);
+  const loader::LoaderConfig config = LoaderConfigFor(module, mapping, kernel, settings);
 
   // Init containers: install kmm-copy, then copy the kernel's modules (and firmware) out of
   // the module image.
@@ -168,6 +201,7 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
     mounts.push_back(VolumeMount("run-udev", "/run/udev", true));
     volumes.push_back(HostPathVolume("device-plugins", settings.device_plugin_dir, "Directory"));
     volumes.push_back(HostPathVolume("run-udev", "/run/udev", "DirectoryOrCreate"));
+    AddCdiSpecDirs(*config.device_plugin, mounts, volumes);
   }
   json security = {{"runAsUser", 0}, {"capabilities", {{"add", {"SYS_MODULE"}}}}};
   // Pointing the kernel at the firmware directory writes /sys, which only a privileged
@@ -180,7 +214,7 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
       {"imagePullPolicy", settings.loader_image_pull_policy},
       {"command", command},
       {"env",
-       {{{"name", kConfigEnv}, {"value", config.dump()}},
+       {{{"name", kConfigEnv}, {"value", loader::SerializeLoaderConfig(config).dump()}},
         {{"name", "NODE_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "spec.nodeName"}}}}}}}},
       {"readinessProbe",
        {{"exec",
@@ -206,12 +240,12 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
 
   json pod_spec = {
       {"nodeSelector", node_selector},
-      {"priorityClassName", "system-node-critical"},
       {"terminationGracePeriodSeconds", settings.unload_timeout_seconds + 30},
       {"initContainers", init_containers},
       {"containers", {loader_container}},
       {"volumes", volumes},
   };
+  if (!settings.priority_class.empty()) pod_spec["priorityClassName"] = settings.priority_class;
   if (!module.spec.tolerations.empty()) pod_spec["tolerations"] = module.spec.tolerations;
   if (!loader.service_account_name.empty())
     pod_spec["serviceAccountName"] = loader.service_account_name;

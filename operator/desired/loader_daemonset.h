@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "loader/config.h"
 #include "nlohmann/json.hpp"
 #include "operator/api/kernel_mapping.h"
 #include "operator/api/module.h"
@@ -27,9 +28,10 @@ std::string LoaderDaemonSetName(std::string_view module_name, std::string_view k
 
 // The kmm-loader config (loader/config.h) for one kernel: the modprobe spec with dirName
 // pointing into the pod's copy, in-tree modules to remove (the mapping's win), firmware and,
-// when the Module asks for it, the built-in device plugin.
-nlohmann::json LoaderConfigFor(const api::Module& module, const api::ResolvedMapping& mapping,
-                               std::string_view kernel, const OperatorSettings& settings);
+// when the Module asks for it, the built-in device plugin. The DaemonSet carries it as
+// loader::SerializeLoaderConfig writes it.
+loader::LoaderConfig LoaderConfigFor(const api::Module& module, const api::ResolvedMapping& mapping,
+                                     std::string_view kernel, const OperatorSettings& settings);
 
 // `kernel` is the nodes' status.nodeInfo.kernelVersion, as the loader will see it (uname -r).
 nlohmann::json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& mapping,

@@ -20,6 +20,13 @@ struct OperatorSettings {
   // Where loaders put firmware on the host; the kernel is pointed at it
   // (/lib/firmware is read-only on some node images, e.g. Container-Optimized OS).
   std::string firmware_host_path = "/var/lib/firmware";
+  // The PriorityClass of the pods kmm runs on nodes: loaders (and their unload pods) and
+  // device plugins (--priority-class; empty: none). Not system-node-critical: those pods run
+  // in each Module's namespace, and managed clusters (GKE's kube-system ResourceQuota scoped
+  // to the system-*-critical classes) refuse system-*-critical pods outside namespaces with
+  // such a quota. manifests/priority-class.yaml creates this one (value 1000000000, the
+  // highest a non-system class may have).
+  std::string priority_class = "kmm-node-critical";
   // How long a loader retries unloading a busy module; the pod's grace period exceeds it.
   int64_t unload_timeout_seconds = 60;
 };

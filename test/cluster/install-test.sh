@@ -25,7 +25,8 @@ cleanup() {
     kubectl patch -n "$ns" "$module" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
   done
   kubectl delete namespace "$ns" "$system" --wait=false >/dev/null 2>&1 || true
-  # Everything else the manifests made, except the CRD that other tests share.
+  # Everything else the manifests made, except the CRD and the PriorityClass that other tests
+  # share.
   kubectl delete clusterrole,clusterrolebinding -l app.kubernetes.io/part-of=kmm >/dev/null 2>&1 || true
   for node in $(kubectl get nodes -l "kmm.test/group=$group" -o name 2>/dev/null); do
     kubectl delete events -n default --field-selector "involvedObject.name=${node#node/}" >/dev/null 2>&1 || true
@@ -64,6 +65,10 @@ for doc in docs:
   fail "manifests/ name $(images "$work/rendered.yaml"), not version v$version of both images"
 "$operator" --help | grep -q -- "--loader-image TEXT=kmm-loader:v$version" ||
   fail "the operator's default loader image is not kmm-loader:v$version"
+# The operator's default priority class is the one manifests/ create.
+class=$(kubectl create --dry-run=client -o jsonpath='{.metadata.name}' -f "$manifests/priority-class.yaml")
+"$operator" --help | grep -q -- "--priority-class TEXT=$class" ||
+  fail "the operator's default --priority-class is not $class, the PriorityClass manifests/ create"
 # One small overlay moves both images.
 "$manifests/overlay-for" registry.example/kmm "v$version-test" "$work/overlay" >/dev/null
 kubectl kustomize "$work/overlay" > "$work/overlay.yaml" || fail "the overlay does not render"
@@ -244,6 +249,10 @@ import json, sys
 print(" ".join(sorted({p["metadata"]["labels"]["kmm.sigs.x-k8s.io/module"] + "=" + p["spec"]["serviceAccountName"]
                         for p in json.load(sys.stdin)["items"]})))')
 [[ $accounts == "kmm-ci-a=default kmm-ci-b=kmm-loader" ]] || fail "loader pods' ServiceAccounts: $accounts"
+# Admitted with the default priority class, resolved from the PriorityClass manifests/ made.
+priorities=$(kubectl get pods -n "$ns" -l kmm.sigs.x-k8s.io/component=loader \
+  -o jsonpath='{range .items[*]}{.spec.priorityClassName}={.spec.priority}{"\n"}{end}' | sort -u)
+[[ $priorities == "$class=1000000000" ]] || fail "loader pods' priority: $priorities"
 kubectl get ds -n "$ns" -l kmm.sigs.x-k8s.io/component=loader \
   -o jsonpath='{.items[*].spec.template.spec.containers[0].image}' | grep -qx "kmm-loader:v$version kmm-loader:v$version" ||
   fail "the loader DaemonSets do not run kmm-loader:v$version"

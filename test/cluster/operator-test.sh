@@ -35,6 +35,8 @@ start_operator() {
 probe_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 kubectl apply --server-side -f "$crd" >/dev/null
+# The operator's default --priority-class, as manifests/ install it (shared, like the CRD).
+kubectl apply --server-side -f "$here/../../manifests/priority-class.yaml" >/dev/null
 kubectl wait --for condition=Established crd/modules.kmm.sigs.x-k8s.io --timeout 60s >/dev/null
 kubectl create namespace "$ns" >/dev/null
 # kmm-op-0..8: kernels cycle 5.15 (0,3,6), gke (1,4,7), 6.1 without a mapping (2,5,8).
