@@ -16,6 +16,10 @@ ns=kmm-lifecycle
 pid=
 cleanup() {
   [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  # Without the operator nothing removes the Modules' finalizers; the namespace would hang.
+  for m in $(kubectl get modules -n "$ns" -o name 2>/dev/null); do
+    kubectl patch -n "$ns" "$m" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+  done
   kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
   kubectl delete nodes -l 'kmm.test/group in (kmm-life,kmm-many)' --wait=false >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -27,6 +31,8 @@ on_fail() {
 }
 
 kubectl apply --server-side -f "$crd" >/dev/null
+# The operator's default --priority-class, as manifests/ install it (shared, like the CRD).
+kubectl apply --server-side -f "$here/../../manifests/priority-class.yaml" >/dev/null
 kubectl wait --for condition=Established crd/modules.kmm.sigs.x-k8s.io --timeout 60s >/dev/null
 kubectl create namespace "$ns" >/dev/null
 # kmm-life-0..2 and kmm-life-3-stuck, all on one kernel.
@@ -149,4 +155,6 @@ if grep -q "status.*Invalid\|Request entity too large" "$work/operator.log"; the
   fail "the API server refused a status: $(grep -m1 "Invalid\|too large" "$work/operator.log")"
 fi
 echo "ok: 5,000 failing nodes give a status the API server accepts"
+kubectl delete modules -n "$ns" --all --wait=false >/dev/null
+wait_for 120 "every Module finalized" bash -c "[[ -z \$(kubectl get modules -n $ns -o name) ]]"
 echo PASS
