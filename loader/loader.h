@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "loader/config.h"
 #include "loader/kmod.h"
+#include "loader/module_identity.h"
 
 namespace kmm::loader {
 
@@ -58,6 +59,12 @@ class Loader {
  private:
   absl::StatusOr<KmodBackend*> Backend(const std::string& root, const std::string& kernel);
   absl::Status RemoveInTreeModules();
+  // Removes live modules the image carries that are another build than the image's, or
+  // refuses when one of them is in use. `resolved` is Resolve's answer per requested module.
+  absl::Status ReplaceOtherBuilds(KmodBackend& kmod,
+                                  const std::vector<std::vector<ModuleFile>>& resolved);
+  static absl::Status OtherBuildInUse(const ModuleFile& file, const IdentityComparison& comparison,
+                                      int users);
   // Removes `name`, then its dependencies no other module needs (those from the host's tree
   // only if unused); adds what it removed to `removed`.
   absl::Status RemoveWithUnusedDependencies(KmodBackend& kmod, const std::string& name,

@@ -121,6 +121,28 @@ TEST_F(LoaderOnRealKernel, UnloadRetriesWhileADeviceIsOpenThenReportsTheBusyModu
   EXPECT_EQ(s.lines.back(), "loaded: ");
 }
 
+TEST_F(LoaderOnRealKernel, AnotherBuildLoadedIsRefusedWhileInUseAndReplacedOtherwise) {
+  const Section& s = Normal("other_build_loaded");
+  // old build, new refused (held open), new replaces it, unload, old, kmm_ci_b, unload.
+  ASSERT_EQ(s.exit_codes, (std::vector<int>{0, 1, 0, 0, 0, 0, 0})) << s.Text();
+  const std::string message = s.ValueOf("/run/kmm/new.term=");
+  for (const char* part :
+       {"load failed: kmm_ci_a is loaded from another build", "build-id ", "/opt/lib/modules/",
+        "in use", "stop what uses it", "the pods on this node that hold its devices"}) {
+    EXPECT_NE(message.find(part), std::string::npos) << part << "\n" << message;
+  }
+  // The kernel's build parameter: "other" until replaced, then the image's "a".
+  const std::string build = "/sys/module/kmm_ci_a/parameters/build=";
+  std::vector<std::string> builds;
+  for (const std::string& line : s.lines) {
+    if (line.rfind(build, 0) == 0) builds.push_back(line.substr(build.size()));
+  }
+  EXPECT_EQ(builds, (std::vector<std::string>{"other", "other", "a", "a"})) << s.Text();
+  EXPECT_TRUE(s.Contains("kmm_ci_a is loaded from another build (build-id ")) << s.Text();
+  EXPECT_TRUE(s.Contains("replacing it")) << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ") << s.Text();
+}
+
 TEST_F(LoaderOnRealKernel, RefusesModuleBuiltForAnotherKernelBeforeInserting) {
   const Section& s = Normal("vermagic_mismatch");
   EXPECT_EQ(s.exit_codes, (std::vector<int>{1})) << s.Text();
