@@ -108,7 +108,8 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
       absl::Status inserted = kmod->Insert(file, options);
       if (!inserted.ok() && ErrnoOf(inserted) != EEXIST) {
         if (ErrnoOf(inserted) == EPERM && !restrictions) {
-          restrictions = ReadLoadRestrictions(options_.proc_root, options_.sys_root);
+          restrictions = ReadLoadRestrictions(options_.proc_root, options_.sys_root,
+                                              options_.read_private_securityfs);
         }
         return InsertFailure(inserted, file, options, target_kernel_,
                              restrictions.value_or(LoadRestrictions{}));

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "loader/config.h"
 #include "loader/kmod.h"
+#include "loader/kmod_errors.h"
 #include "loader/module_identity.h"
 
 namespace kmm::loader {
@@ -25,6 +26,8 @@ struct LoaderOptions {
   std::string proc_root = "/proc";
   std::string sys_root = "/sys";
   absl::Duration unload_timeout = absl::Seconds(60);  // how long EBUSY is retried
+  // Where the lockdown mode is read when <sys_root>/kernel/security is not mounted.
+  LockdownReader read_private_securityfs = ReadLockdownFromPrivateSecurityfs;
 };
 
 // Makes the backend for a module image root and kernel (MakeLibkmodBackend in production).

@@ -120,6 +120,10 @@ class LoaderTest : public ::testing::Test {
     options.proc_root = dir_.Join("proc");
     options.sys_root = dir_.Join("sys");
     options.unload_timeout = absl::Seconds(60);
+    options.read_private_securityfs = [this]() -> absl::StatusOr<std::string> {
+      if (private_lockdown_.empty()) return ErrnoError(EPERM, "mount securityfs");
+      return private_lockdown_;
+    };
     auto factory = [this](const std::string& root, const std::string&,
                           const std::string&) -> absl::StatusOr<std::unique_ptr<KmodBackend>> {
       kernel_.roots.push_back(root);
@@ -144,6 +148,7 @@ class LoaderTest : public ::testing::Test {
   FakeKmod kernel_;
   FakeClock clock_;
   testing::TempDir dir_;
+  std::string private_lockdown_;  // what a privately mounted securityfs would show
 };
 
 TEST_F(LoaderTest, LoadsDependenciesBeforeTheModuleWithItsParameters) {
@@ -270,6 +275,15 @@ TEST_F(LoaderTest, ExplainsPermissionDeniedFromNodeSettings) {
   kernel_.insert_errno["kmm_ci_a"] = EPERM;
   auto loader = MakeLoader(R"({"moduleName":"kmm_ci_a"})");
   EXPECT_NE(loader->Load().status().message().find("modules_disabled"), std::string::npos);
+}
+
+TEST_F(LoaderTest, ExplainsPermissionDeniedByLockdownWhenSecurityfsIsNotMounted) {
+  private_lockdown_ = "none [integrity] confidentiality";  // no sys/kernel/security/lockdown
+  kernel_.insert_errno["kmm_ci_a"] = EPERM;
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_a"})");
+  const absl::Status status = loader->Load().status();
+  EXPECT_NE(status.message().find("kernel lockdown is in \"integrity\" mode"), std::string::npos)
+      << status;
 }
 
 TEST_F(LoaderTest, ModulesLoadingOrderLoadsDependenciesFirstAndUnloadsInListOrder) {

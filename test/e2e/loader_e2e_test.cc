@@ -14,9 +14,12 @@ class LoaderOnRealKernel : public ::testing::Test {
         ParseConsoleLog(std::string(KMM_E2E_OUT) + "/normal/console.log"));
     sig_enforce_ = new std::map<std::string, Section>(
         ParseConsoleLog(std::string(KMM_E2E_OUT) + "/sig-enforce/console.log"));
+    lockdown_ = new std::map<std::string, Section>(
+        ParseConsoleLog(std::string(KMM_E2E_OUT) + "/lockdown/console.log"));
   }
   static const Section& Normal(const std::string& name) { return Get(*normal_, name); }
   static const Section& SigEnforce(const std::string& name) { return Get(*sig_enforce_, name); }
+  static const Section& Lockdown(const std::string& name) { return Get(*lockdown_, name); }
 
  private:
   static const Section& Get(const std::map<std::string, Section>& sections,
@@ -29,9 +32,11 @@ class LoaderOnRealKernel : public ::testing::Test {
   }
   static std::map<std::string, Section>* normal_;
   static std::map<std::string, Section>* sig_enforce_;
+  static std::map<std::string, Section>* lockdown_;
 };
 std::map<std::string, Section>* LoaderOnRealKernel::normal_ = nullptr;
 std::map<std::string, Section>* LoaderOnRealKernel::sig_enforce_ = nullptr;
+std::map<std::string, Section>* LoaderOnRealKernel::lockdown_ = nullptr;
 
 TEST_F(LoaderOnRealKernel, LoadsModuleWithDependencyAndParameters) {
   const Section& s = Normal("load_with_dependency");
@@ -194,6 +199,23 @@ TEST_F(LoaderOnRealKernel, UnsignedModuleRefusedWhenSignaturesAreEnforced) {
       << s.Text();
   EXPECT_TRUE(s.Contains("must be signed")) << s.Text();
   EXPECT_TRUE(s.Contains("loaded: dummy ")) << "Debian's signed module still loads\n" << s.Text();
+}
+
+TEST_F(LoaderOnRealKernel, LockdownIsNamedWhereSecurityfsIsNotMounted) {
+  const Section& s = Lockdown("lockdown_in_pod");
+  EXPECT_EQ(s.ValueOf("/sys/module/module/parameters/sig_enforce="), "N");
+  EXPECT_EQ(s.ValueOf("/sys/kernel/security/lockdown="), "<missing>") << "as in a pod\n"
+                                                                      << s.Text();
+  ASSERT_EQ(s.exit_codes, (std::vector<int>{1})) << s.Text();
+  EXPECT_EQ(s.ValueOf("/tmp/a.term="),
+            "load failed: the kernel refused to load kmm_ci_a (EPERM): kernel lockdown is in "
+            "\"integrity\" mode, which only allows signed modules; sign the module with a key "
+            "the node trusts")
+      << s.Text();
+  EXPECT_EQ(s.ValueOf("securityfs-mounts: "), "0") << "the private mount is gone\n" << s.Text();
+  EXPECT_TRUE(s.Contains("/sys/kernel/security/lockdown=none [integrity] confidentiality"))
+      << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ") << s.Text();
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Boots the qemu node twice for the loader e2e suite (normal, then module.sig_enforce=1) and
+# Boots the qemu node three times for the loader e2e suite (normal, module.sig_enforce=1, then
+# lockdown=integrity) and
 # leaves the console logs in OUT for loader_e2e_test. Usage: run-loader-vms.sh BUILD_DIR OUT
 set -euo pipefail
 build=$(cd "$1" && pwd) out=$2
@@ -37,4 +38,7 @@ rc=0
 "$here/../qemu/run-vm" --work "$out/sig-enforce" --scenario "$here/sig-enforce-scenarios.sh" \
   --bin "$build/bin/kmm-loader" --modules-dir "$out/assets/image" \
   --append "module.sig_enforce=1" || rc=$?
+"$here/../qemu/run-vm" --work "$out/lockdown" --scenario "$here/lockdown-scenarios.sh" \
+  --bin "$build/bin/kmm-loader" --modules-dir "$out/assets/image" \
+  --append "lockdown=integrity" || rc=$?
 exit "$rc"
