@@ -54,6 +54,12 @@ std::string Loader::FirmwareSource() const {
       .lexically_normal();
 }
 
+// Who has firmware in the host directory, for RestoreFirmwareSearchPath: the kernel module's
+// name, which one node loads for one Module only.
+std::string Loader::FirmwareUser() const {
+  return config_.module_name.empty() ? "unnamed" : NormalizeModuleName(config_.module_name);
+}
+
 absl::StatusOr<std::vector<std::string>> Loader::Load() {
   if (!TargetsRunningKernel()) return absl::FailedPreconditionError(KernelMismatch());
   ASSIGN_OR_RETURN(const LoadPlan plan, PlanLoad(config_, target_kernel_));
@@ -64,6 +70,7 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
                      InstallFirmware(FirmwareSource(), config_.firmware_host_path));
     spdlog::info("installed firmware {} into {}", fmt::join(copied, ", "),
                  config_.firmware_host_path);
+    RETURN_IF_ERROR(AddFirmwareUser(config_.firmware_host_path, FirmwareUser()));
     RETURN_IF_ERROR(SetFirmwareSearchPath(options_.sys_root, config_.firmware_host_path));
   }
 
@@ -315,6 +322,14 @@ absl::Status Loader::Unload() {
   if (!config_.firmware_path.empty()) {
     RETURN_IF_ERROR(RemoveFirmware(FirmwareSource(), config_.firmware_host_path));
     spdlog::info("removed firmware of {} from {}", FirmwareSource(), config_.firmware_host_path);
+    RETURN_IF_ERROR(RemoveFirmwareUser(config_.firmware_host_path, FirmwareUser()));
+    // The modules are gone: a search path that cannot be put back is worth a warning, not a
+    // failed unload (which would hold the Module's deletion).
+    if (absl::Status restored =
+            RestoreFirmwareSearchPath(options_.sys_root, config_.firmware_host_path);
+        !restored.ok()) {
+      spdlog::warn("cannot restore the kernel's firmware search path: {}", restored.message());
+    }
   }
   return absl::OkStatus();
 }

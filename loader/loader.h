@@ -81,6 +81,7 @@ class Loader {
   // Whether `name` resolves to the module image's tree (not the host's).
   static bool FromModuleImage(KmodBackend& kmod, const std::string& name);
   std::string FirmwareSource() const;
+  std::string FirmwareUser() const;
 
   LoaderConfig config_;
   std::string running_kernel_;

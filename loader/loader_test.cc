@@ -437,6 +437,28 @@ TEST_F(LoaderTest, InstallsFirmwareOnLoadAndRemovesItOnUnload) {
   EXPECT_EQ(testing::ReadFile(parameter), host);
   ASSERT_TRUE(loader->Unload().ok());
   EXPECT_FALSE(std::filesystem::exists(host + "/kmm-ci-a.bin"));
+  EXPECT_EQ(testing::ReadFile(parameter), std::string(1, '\0')) << "the empty value is restored";
+}
+
+TEST_F(LoaderTest, RestoresTheFirmwareSearchPathWhenTheLastModuleSharingItUnloads) {
+  dir_.WriteFile("image/firmware/kmm-ci-a.bin", "blob");
+  const std::string parameter =
+      dir_.WriteFile("sys/module/firmware_class/parameters/path", "/opt/vendor\n");
+  const std::string host = dir_.Join("host-firmware");
+  auto config = [&](const std::string& module) {
+    return fmt::format(
+        R"({{"moduleName":"{}","dirName":"{}","firmwarePath":"/firmware",
+            "firmwareHostPath":"{}"}})",
+        module, dir_.Join("image"), host);
+  };
+  auto a = MakeLoader(config("kmm_ci_a"));
+  auto c = MakeLoader(config("kmm_ci_b"));
+  ASSERT_TRUE(a->Load().ok());
+  ASSERT_TRUE(c->Load().ok());
+  ASSERT_TRUE(MakeLoader(config("kmm_ci_a"))->Unload().ok()) << "a restarted loader unloads";
+  EXPECT_EQ(testing::ReadFile(parameter), host) << "kmm_ci_b still has firmware there";
+  ASSERT_TRUE(c->Unload().ok());
+  EXPECT_EQ(testing::ReadFile(parameter), "/opt/vendor");
 }
 
 }  // namespace

@@ -67,6 +67,9 @@ show /sys/module/firmware_class/parameters/path
 show /sys/class/misc/kmm-ci-a0/firmware_size
 run $L unload --config /etc/kmm/fw.json
 show /var/lib/kmm-firmware/kmm-ci-a.bin
+# The kernel's search path was empty before the load: the unload (another process) restores it.
+echo "search-path-after-unload: [$(cat /sys/module/firmware_class/parameters/path)]"
+echo "firmware-dir-after-unload: [$(ls -A /var/lib/kmm-firmware | tr '\n' ' ')]"
 end firmware
 
 begin run_until_sigterm

@@ -101,6 +101,10 @@ TEST_F(LoaderOnRealKernel, CopiesFirmwareThatTheModuleLoads) {
       << s.Text();
   EXPECT_EQ(s.ValueOf("/var/lib/kmm-firmware/kmm-ci-a.bin="), "<missing>")
       << "firmware must be removed on unload";
+  EXPECT_EQ(s.ValueOf("search-path-after-unload: "), "[]")
+      << "kmm set the search path, so its unload restores the empty one\n"
+      << s.Text();
+  EXPECT_EQ(s.ValueOf("firmware-dir-after-unload: "), "[]") << "no bookkeeping left\n" << s.Text();
 }
 
 TEST_F(LoaderOnRealKernel, RunLoadsReportsReadyAndUnloadsOnSigterm) {
