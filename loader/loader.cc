@@ -75,23 +75,8 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
   }
 
   ASSIGN_OR_RETURN(KmodBackend * kmod, Backend(plan.root, plan.kernel_version));
-  std::vector<std::vector<ModuleFile>> resolved;  // per request, dependencies first
-  for (const ModuleRequest& request : plan.modules) {
-    const bool loaded = kmod->State(request.name) == ModuleState::kLive;
-    if (loaded && plan.first_time) {
-      return absl::AlreadyExistsError(fmt::format(
-          "{} is already loaded and --first-time was given in args.load", request.name));
-    }
-    absl::StatusOr<std::vector<ModuleFile>> files = kmod->Resolve(request.name);
-    if (!files.ok() && loaded) {
-      // Loaded, but in neither tree: nothing to compare it with or to load instead.
-      spdlog::warn("{} is loaded but not found to compare its build: {}", request.name,
-                   files.status().message());
-      files = std::vector<ModuleFile>{};
-    }
-    RETURN_IF_ERROR(files.status());
-    resolved.push_back(*std::move(files));
-  }
+  ASSIGN_OR_RETURN(const std::vector<std::vector<ModuleFile>> resolved,
+                   ResolveRequests(*kmod, plan));
   RETURN_IF_ERROR(ReplaceOtherBuilds(*kmod, resolved));
 
   std::vector<std::string> live;
@@ -128,6 +113,28 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
     }
   }
   return live;
+}
+
+absl::StatusOr<std::vector<std::vector<ModuleFile>>> Loader::ResolveRequests(KmodBackend& kmod,
+                                                                             const LoadPlan& plan) {
+  std::vector<std::vector<ModuleFile>> resolved;
+  for (const ModuleRequest& request : plan.modules) {
+    const bool loaded = kmod.State(request.name) == ModuleState::kLive;
+    if (loaded && plan.first_time) {
+      return absl::AlreadyExistsError(fmt::format(
+          "{} is already loaded and --first-time was given in args.load", request.name));
+    }
+    absl::StatusOr<std::vector<ModuleFile>> files = kmod.Resolve(request.name);
+    if (!files.ok() && loaded) {
+      // Loaded, but in neither tree: nothing to compare it with or to load instead.
+      spdlog::warn("{} is loaded but not found to compare its build: {}", request.name,
+                   files.status().message());
+      files = std::vector<ModuleFile>{};
+    }
+    RETURN_IF_ERROR(files.status());
+    resolved.push_back(*std::move(files));
+  }
+  return resolved;
 }
 
 // A module of the same name can be loaded from another build than the image's: one an

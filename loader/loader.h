@@ -18,6 +18,7 @@
 #include "loader/kmod.h"
 #include "loader/kmod_errors.h"
 #include "loader/module_identity.h"
+#include "loader/plan.h"
 
 namespace kmm::loader {
 
@@ -62,6 +63,10 @@ class Loader {
  private:
   absl::StatusOr<KmodBackend*> Backend(const std::string& root, const std::string& kernel);
   absl::Status RemoveInTreeModules();
+  // Each requested module's files (Resolve: dependencies first), in plan order; --first-time
+  // refuses one already loaded.
+  static absl::StatusOr<std::vector<std::vector<ModuleFile>>> ResolveRequests(KmodBackend& kmod,
+                                                                              const LoadPlan& plan);
   // Removes live modules the image carries that are another build than the image's, or
   // refuses when one of them is in use. `resolved` is Resolve's answer per requested module.
   absl::Status ReplaceOtherBuilds(KmodBackend& kmod,
