@@ -9,6 +9,8 @@ find_package(nlohmann_json REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(CLI11 CONFIG QUIET)
 pkg_check_modules(LIBKMOD REQUIRED IMPORTED_TARGET libkmod)
+# The loader reads the build-id of compressed modules itself (loader/module_identity.h).
+pkg_check_modules(KMM_DECOMPRESS REQUIRED IMPORTED_TARGET libzstd liblzma)
 pkg_check_modules(LIBUDEV REQUIRED IMPORTED_TARGET libudev)
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 # Emulated devices and uevents for the device plugin's tests (run under umockdev-wrapper).
@@ -98,4 +100,4 @@ endif()
 add_library(kmm_libkmod INTERFACE)
 target_link_libraries(kmm_libkmod INTERFACE
   "$<$<BOOL:$<TARGET_PROPERTY:KMM_STATIC_LIBKMOD>>:kmm_libkmod_static>"
-  "$<$<NOT:$<BOOL:$<TARGET_PROPERTY:KMM_STATIC_LIBKMOD>>>:PkgConfig::LIBKMOD>")
+  "$<$<NOT:$<BOOL:$<TARGET_PROPERTY:KMM_STATIC_LIBKMOD>>>:PkgConfig::LIBKMOD;PkgConfig::KMM_DECOMPRESS>")

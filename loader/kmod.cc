@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "fmt/format.h"
+#include "spdlog/spdlog.h"
 
 namespace kmm::loader {
 namespace {
@@ -67,6 +68,7 @@ ModulePtr LookupModule(kmod_ctx* ctx, const std::string& name) {
 struct Modinfo {
   std::string vermagic;
   std::string depends;
+  std::string srcversion;
 };
 
 Modinfo ReadModinfo(kmod_module* module) {
@@ -81,6 +83,7 @@ Modinfo ReadModinfo(kmod_module* module) {
     if (value == nullptr) continue;
     if (key == "vermagic") modinfo.vermagic = value;
     if (key == "depends") modinfo.depends = value;
+    if (key == "srcversion") modinfo.srcversion = value;
   }
   return modinfo;
 }
@@ -181,6 +184,17 @@ class LibkmodBackend final : public KmodBackend {
     return count;
   }
 
+  ModuleIdentity FileIdentity(const ModuleFile& file) override {
+    ModuleIdentity identity{"", file.srcversion};
+    absl::StatusOr<std::string> build_id = ReadModuleFileBuildId(file.path);
+    if (build_id.ok()) {
+      identity.build_id = *std::move(build_id);
+    } else {
+      spdlog::warn("cannot read the build-id of {}: {}", file.name, build_id.status().message());
+    }
+    return identity;
+  }
+
  private:
   // The host's tree is opened only when the image lacks a module.
   absl::StatusOr<kmod_ctx*> Host() {
@@ -237,6 +251,7 @@ class LibkmodBackend final : public KmodBackend {
     file.from_host = from_host;
     const Modinfo modinfo = ReadModinfo(module.get());
     file.vermagic = modinfo.vermagic.substr(0, modinfo.vermagic.find(' '));
+    file.srcversion = modinfo.srcversion;
     const std::string& depends = modinfo.depends;
     size_t start = 0;
     while (start < depends.size()) {

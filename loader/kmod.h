@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "loader/module_identity.h"
 
 namespace kmm::loader {
 
@@ -21,10 +22,11 @@ std::string_view ModuleStateName(ModuleState state);
 
 // One module file, found by name in a module tree.
 struct ModuleFile {
-  std::string name;        // kernel's name for it: '-' normalised to '_'
-  std::string path;        // absolute path of the .ko (possibly compressed)
-  std::string vermagic;    // the kernel release it was built for (first word of vermagic)
-  bool from_host = false;  // resolved from the host's tree, not the module image's
+  std::string name;             // kernel's name for it: '-' normalised to '_'
+  std::string path;             // absolute path of the .ko (possibly compressed)
+  std::string vermagic;         // the kernel release it was built for (first word of vermagic)
+  bool from_host = false;       // resolved from the host's tree, not the module image's
+  std::string srcversion = "";  // modinfo srcversion; empty for most (module_identity.h)
   bool operator==(const ModuleFile&) const = default;
 };
 
@@ -53,6 +55,10 @@ class KmodBackend {
 
   // How many loaded modules use `name` (its holders); a shared dependency has more than one.
   virtual int Holders(std::string_view name) = 0;
+
+  // Which build `file` is (its build-id and srcversion), to compare with a loaded module's.
+  // Parts that cannot be read stay empty: the comparison then falls back or says unknown.
+  virtual ModuleIdentity FileIdentity(const ModuleFile& file) = 0;
 };
 
 // The libkmod backend. `image_root` is the module image's root (dirName, e.g. "/opt"),

@@ -1,7 +1,13 @@
 #include "loader/kmod_errors.h"
 
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstdlib>
 #include <fstream>
+#include <sstream>
 
 #include "common/status.h"
 #include "fmt/format.h"
@@ -16,6 +22,51 @@ std::string ReadFirstLine(const std::string& path) {
   return line;
 }
 
+// "none [integrity] confidentiality" -> "integrity": the bracketed word is the active mode.
+std::string ActiveLockdownMode(const std::string& modes) {
+  const size_t open = modes.find('[');
+  const size_t close = modes.find(']');
+  if (open == std::string::npos || close == std::string::npos || close < open) return "";
+  return modes.substr(open + 1, close - open - 1);
+}
+
+// lockdown=MODE on the kernel command line: only an explicit one (Secure Boot's is not there).
+std::string LockdownFromCommandLine(const std::string& cmdline) {
+  std::istringstream words(cmdline);
+  std::string word;
+  std::string mode;
+  while (words >> word) {
+    if (word.rfind("lockdown=", 0) == 0) mode = word.substr(sizeof("lockdown=") - 1);
+  }
+  return mode;
+}
+
+// Bit 16 of CapEff in /proc/self/status; unset when the file cannot be read.
+std::optional<bool> HasCapSysModule(const std::string& status_path) {
+  std::ifstream status(status_path);
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) != 0) continue;
+    const uint64_t caps = std::strtoull(line.c_str() + sizeof("CapEff:") - 1, nullptr, 16);
+    return (caps >> 16 & 1) != 0;  // CAP_SYS_MODULE
+  }
+  return std::nullopt;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
 // The errno is kept so callers can still branch on it.
 absl::Status WithErrno(absl::StatusCode code, int errnum, const std::string& message) {
   return kmm::WithErrno(absl::Status(code, message), errnum);
@@ -23,16 +74,43 @@ absl::Status WithErrno(absl::StatusCode code, int errnum, const std::string& mes
 
 }  // namespace
 
-LoadRestrictions ReadLoadRestrictions(const std::string& proc_root, const std::string& sys_root) {
+// A detached mount (fsopen/fsmount, Linux 5.2): it has no mount point, so no directory is
+// needed, nothing is visible to other processes, and nothing is left to unmount when the
+// loader dies; it goes with the last file descriptor. Needs CAP_SYS_ADMIN (a privileged pod).
+absl::StatusOr<std::string> ReadLockdownFromPrivateSecurityfs() {
+  const Fd context(fsopen("securityfs", FSOPEN_CLOEXEC));
+  if (context.get() < 0) return ErrnoError(errno, "open a securityfs mount context");
+  if (fsconfig(context.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) {
+    return ErrnoError(errno, "create a securityfs mount");
+  }
+  const Fd mount(
+      fsmount(context.get(), FSMOUNT_CLOEXEC,
+              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+  if (mount.get() < 0) return ErrnoError(errno, "mount securityfs privately");
+  const Fd file(openat(mount.get(), "lockdown", O_RDONLY | O_CLOEXEC));
+  if (file.get() < 0) return ErrnoError(errno, "open securityfs's lockdown");
+  char buffer[256];
+  const ssize_t size = read(file.get(), buffer, sizeof(buffer) - 1);
+  if (size < 0) return ErrnoError(errno, "read securityfs's lockdown");
+  return std::string(buffer, size);
+}
+
+LoadRestrictions ReadLoadRestrictions(const std::string& proc_root, const std::string& sys_root,
+                                      const LockdownReader& private_securityfs) {
   LoadRestrictions restrictions;
   restrictions.modules_disabled = ReadFirstLine(proc_root + "/sys/kernel/modules_disabled") == "1";
-  // "none [integrity] confidentiality": the bracketed word is the active mode.
-  const std::string lockdown = ReadFirstLine(sys_root + "/kernel/security/lockdown");
-  const size_t open = lockdown.find('[');
-  const size_t close = lockdown.find(']');
-  if (open != std::string::npos && close != std::string::npos && close > open) {
-    restrictions.lockdown = lockdown.substr(open + 1, close - open - 1);
+  // securityfs is mounted on the host but rarely in a pod, where the file is missing. Then a
+  // private mount of it (privileged pods), then an explicit lockdown= at boot.
+  std::string lockdown = ReadFirstLine(sys_root + "/kernel/security/lockdown");
+  if (lockdown.empty()) {
+    absl::StatusOr<std::string> read = private_securityfs();
+    if (read.ok()) lockdown = *read;
   }
+  restrictions.lockdown = ActiveLockdownMode(lockdown);
+  if (restrictions.lockdown.empty()) {
+    restrictions.lockdown = LockdownFromCommandLine(ReadFirstLine(proc_root + "/cmdline"));
+  }
+  restrictions.cap_sys_module = HasCapSysModule(proc_root + "/self/status");
   restrictions.sig_enforce =
       ReadFirstLine(sys_root + "/module/module/parameters/sig_enforce") == "Y";
   restrictions.loadpin_enforce = ReadFirstLine(proc_root + "/sys/kernel/loadpin/enforce") == "1";
@@ -119,6 +197,16 @@ absl::Status InsertFailure(const absl::Status& insert_error, const ModuleFile& m
         why =
             "the kernel enforces module signatures (module.sig_enforce); sign the module with "
             "a key the node trusts";
+      } else if (restrictions.cap_sys_module.value_or(false) && restrictions.lockdown.empty()) {
+        // The loader may load modules, yet the kernel said no: in practice lockdown (Secure
+        // Boot turns it on), whose mode a pod without CAP_SYS_ADMIN cannot read.
+        why =
+            "the loader has CAP_SYS_MODULE, so most likely kernel lockdown (on with Secure "
+            "Boot) refuses unsigned modules, but its mode could not be read here "
+            "(/sys/kernel/security is not mounted in the pod, and mounting it needs "
+            "CAP_SYS_ADMIN); check `cat /sys/kernel/security/lockdown` on the node and sign "
+            "the module with a key the node trusts, or look for a security module (SELinux, "
+            "AppArmor) denying it";
       } else {
         why =
             "the loader lacks CAP_SYS_MODULE or a security module denies it; run the loader "

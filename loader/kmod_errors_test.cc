@@ -64,9 +64,11 @@ TEST(InsertFailure, OtherErrorsKeepTheKernelMessage) {
   EXPECT_NE(status.message().find("Cannot allocate memory"), std::string::npos) << status;
 }
 
+absl::StatusOr<std::string> NoSecurityfs() { return ErrnoError(EPERM, "mount securityfs"); }
+
 TEST(ReadLoadRestrictions, ReadsProcAndSys) {
   testing::TempDir root;
-  LoadRestrictions none = ReadLoadRestrictions(root.Join("proc"), root.Join("sys"));
+  LoadRestrictions none = ReadLoadRestrictions(root.Join("proc"), root.Join("sys"), NoSecurityfs);
   EXPECT_FALSE(none.modules_disabled);
   EXPECT_FALSE(none.sig_enforce);
   EXPECT_TRUE(none.lockdown.empty());
@@ -74,11 +76,63 @@ TEST(ReadLoadRestrictions, ReadsProcAndSys) {
   root.WriteFile("proc/sys/kernel/loadpin/enforce", "1\n");
   root.WriteFile("sys/kernel/security/lockdown", "none [integrity] confidentiality\n");
   root.WriteFile("sys/module/module/parameters/sig_enforce", "Y\n");
-  LoadRestrictions all = ReadLoadRestrictions(root.Join("proc"), root.Join("sys"));
+  root.WriteFile("proc/self/status", "Name:\tkmm-loader\nCapEff:\t0000000000010000\n");
+  LoadRestrictions all = ReadLoadRestrictions(root.Join("proc"), root.Join("sys"), NoSecurityfs);
   EXPECT_TRUE(all.modules_disabled);
   EXPECT_TRUE(all.loadpin_enforce);
   EXPECT_EQ(all.lockdown, "integrity");
   EXPECT_TRUE(all.sig_enforce);
+  EXPECT_EQ(all.cap_sys_module, true);
+  EXPECT_EQ(none.cap_sys_module, std::nullopt);
+}
+
+// In a pod securityfs is usually not mounted: /sys/kernel/security/lockdown is missing.
+TEST(ReadLoadRestrictions, ReadsLockdownFromAPrivateSecurityfsWhenNotMounted) {
+  testing::TempDir root;
+  int reads = 0;
+  LoadRestrictions restrictions = ReadLoadRestrictions(root.Join("proc"), root.Join("sys"),
+                                                       [&]() -> absl::StatusOr<std::string> {
+                                                         ++reads;
+                                                         return "none [integrity] confidentiality";
+                                                       });
+  EXPECT_EQ(restrictions.lockdown, "integrity");
+  EXPECT_EQ(reads, 1);
+  root.WriteFile("sys/kernel/security/lockdown", "[none] integrity confidentiality\n");
+  restrictions = ReadLoadRestrictions(root.Join("proc"), root.Join("sys"),
+                                      [&]() -> absl::StatusOr<std::string> {
+                                        ++reads;
+                                        return "none [integrity] confidentiality";
+                                      });
+  EXPECT_EQ(restrictions.lockdown, "none") << "the mounted file wins";
+  EXPECT_EQ(reads, 1) << "nothing is mounted when the file is there";
+}
+
+// The real private mount; the VM e2e suite (lockdown_in_pod) covers it where it is allowed.
+TEST(ReadLockdownFromPrivateSecurityfs, ReadsTheModesOrSaysWhyNot) {
+  absl::StatusOr<std::string> modes = ReadLockdownFromPrivateSecurityfs();
+  if (!modes.ok()) GTEST_SKIP() << "no private securityfs here: " << modes.status();
+  // "none [integrity] confidentiality": the active mode in brackets, whichever it is here.
+  EXPECT_NE(modes->find('['), std::string::npos) << *modes;
+  EXPECT_NE(modes->find("integrity"), std::string::npos) << *modes;
+}
+
+TEST(ReadLoadRestrictions, FallsBackToTheKernelCommandLineWithoutSecurityfs) {
+  testing::TempDir root;
+  root.WriteFile("proc/cmdline",
+                 "BOOT_IMAGE=/vmlinuz root=/dev/vda lockdown=confidentiality quiet\n");
+  EXPECT_EQ(ReadLoadRestrictions(root.Join("proc"), root.Join("sys"), NoSecurityfs).lockdown,
+            "confidentiality");
+}
+
+TEST(InsertFailure, PermissionWithCapSysModuleAndNothingKnownSuspectsLockdown) {
+  LoadRestrictions restrictions;
+  restrictions.cap_sys_module = false;
+  EXPECT_NE(Failure(EPERM, restrictions).message().find("lacks CAP_SYS_MODULE"), std::string::npos);
+  restrictions.cap_sys_module = true;
+  const absl::Status status = Failure(EPERM, restrictions);
+  EXPECT_EQ(status.message().find("lacks CAP_SYS_MODULE"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("kernel lockdown"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("could not be read"), std::string::npos) << status;
 }
 
 TEST(CheckVermagic, RefusesAnotherKernelNamingBoth) {

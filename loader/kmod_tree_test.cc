@@ -41,6 +41,29 @@ class KmodTreeTest : public ::testing::Test {
   testing::TempDir dir_;
 };
 
+// Two builds of kmm_ci_a (test/modules' KMM_CI_A_BUILD) are told apart by build-id, as
+// `readelf -n` shows it; neither has a srcversion (no MODULE_VERSION).
+TEST_F(KmodTreeTest, FileIdentityIsTheBuildIdOfTheModuleFile) {
+  MakeTree(dir_.Join("opt"), "extra", {"kmm_ci_a.ko"});
+  MakeTree(dir_.Join("other"), "extra", {"other-build/kmm_ci_a.ko"});
+  auto image = Backend(dir_.Join("opt"), dir_.Join("opt"));
+  auto other = Backend(dir_.Join("other"), dir_.Join("other"));
+  ASSERT_NE(image, nullptr);
+  ASSERT_NE(other, nullptr);
+  absl::StatusOr<std::vector<ModuleFile>> a = image->Resolve("kmm_ci_a");
+  absl::StatusOr<std::vector<ModuleFile>> b = other->Resolve("kmm_ci_a");
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  const ModuleIdentity first = image->FileIdentity(a->back());
+  const ModuleIdentity second = other->FileIdentity(b->back());
+  EXPECT_EQ(first.build_id.size(), 40u) << first.build_id;
+  EXPECT_EQ(second.build_id.size(), 40u) << second.build_id;
+  EXPECT_NE(first.build_id, second.build_id);
+  EXPECT_EQ(first.srcversion, "");
+  const std::string readelf =
+      "readelf -n " + a->back().path + " | grep -q 'Build ID: " + first.build_id + "'";
+  EXPECT_EQ(std::system(readelf.c_str()), 0) << readelf;
+}
+
 TEST_F(KmodTreeTest, ResolvesDependenciesFirstFromTheImage) {
   MakeTree(dir_.Join("opt"), "extra", {"kmm_ci_a.ko", "kmm_ci_b.ko"});
   MakeTree(dir_.Join("host"), "kernel", {});

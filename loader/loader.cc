@@ -54,6 +54,12 @@ std::string Loader::FirmwareSource() const {
       .lexically_normal();
 }
 
+// Who has firmware in the host directory, for RestoreFirmwareSearchPath: the kernel module's
+// name, which one node loads for one Module only.
+std::string Loader::FirmwareUser() const {
+  return config_.module_name.empty() ? "unnamed" : NormalizeModuleName(config_.module_name);
+}
+
 absl::StatusOr<std::vector<std::string>> Loader::Load() {
   if (!TargetsRunningKernel()) return absl::FailedPreconditionError(KernelMismatch());
   ASSIGN_OR_RETURN(const LoadPlan plan, PlanLoad(config_, target_kernel_));
@@ -64,23 +70,25 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
                      InstallFirmware(FirmwareSource(), config_.firmware_host_path));
     spdlog::info("installed firmware {} into {}", fmt::join(copied, ", "),
                  config_.firmware_host_path);
+    RETURN_IF_ERROR(AddFirmwareUser(config_.firmware_host_path, FirmwareUser()));
     RETURN_IF_ERROR(SetFirmwareSearchPath(options_.sys_root, config_.firmware_host_path));
   }
 
   ASSIGN_OR_RETURN(KmodBackend * kmod, Backend(plan.root, plan.kernel_version));
+  ASSIGN_OR_RETURN(const std::vector<std::vector<ModuleFile>> resolved,
+                   ResolveRequests(*kmod, plan));
+  RETURN_IF_ERROR(ReplaceOtherBuilds(*kmod, resolved));
+
   std::vector<std::string> live;
   std::optional<LoadRestrictions> restrictions;  // read on the first EPERM only
-  for (const ModuleRequest& request : plan.modules) {
+  for (size_t i = 0; i < plan.modules.size(); ++i) {
+    const ModuleRequest& request = plan.modules[i];
     if (kmod->State(request.name) == ModuleState::kLive) {
-      if (plan.first_time) {
-        return absl::AlreadyExistsError(fmt::format(
-            "{} is already loaded and --first-time was given in args.load", request.name));
-      }
       spdlog::info("{} is already loaded", NormalizeModuleName(request.name));
       AddOnce(live, NormalizeModuleName(request.name));
       continue;
     }
-    ASSIGN_OR_RETURN(const std::vector<ModuleFile> files, kmod->Resolve(request.name));
+    const std::vector<ModuleFile>& files = resolved[i];
     for (const ModuleFile& file : files) {
       const bool requested = &file == &files.back();
       const std::string options = requested ? request.options : "";
@@ -92,7 +100,8 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
       absl::Status inserted = kmod->Insert(file, options);
       if (!inserted.ok() && ErrnoOf(inserted) != EEXIST) {
         if (ErrnoOf(inserted) == EPERM && !restrictions) {
-          restrictions = ReadLoadRestrictions(options_.proc_root, options_.sys_root);
+          restrictions = ReadLoadRestrictions(options_.proc_root, options_.sys_root,
+                                              options_.read_private_securityfs);
         }
         return InsertFailure(inserted, file, options, target_kernel_,
                              restrictions.value_or(LoadRestrictions{}));
@@ -104,6 +113,96 @@ absl::StatusOr<std::vector<std::string>> Loader::Load() {
     }
   }
   return live;
+}
+
+absl::StatusOr<std::vector<std::vector<ModuleFile>>> Loader::ResolveRequests(KmodBackend& kmod,
+                                                                             const LoadPlan& plan) {
+  std::vector<std::vector<ModuleFile>> resolved;
+  for (const ModuleRequest& request : plan.modules) {
+    const bool loaded = kmod.State(request.name) == ModuleState::kLive;
+    if (loaded && plan.first_time) {
+      return absl::AlreadyExistsError(fmt::format(
+          "{} is already loaded and --first-time was given in args.load", request.name));
+    }
+    absl::StatusOr<std::vector<ModuleFile>> files = kmod.Resolve(request.name);
+    if (!files.ok() && loaded) {
+      // Loaded, but in neither tree: nothing to compare it with or to load instead.
+      spdlog::warn("{} is loaded but not found to compare its build: {}", request.name,
+                   files.status().message());
+      files = std::vector<ModuleFile>{};
+    }
+    RETURN_IF_ERROR(files.status());
+    resolved.push_back(*std::move(files));
+  }
+  return resolved;
+}
+
+// A module of the same name can be loaded from another build than the image's: one an
+// unload could not remove while it was busy, before the Module moved to a new image. Taking
+// it for loaded would report Ready on the old code. So every live module the image carries
+// is compared with the image's file (module_identity.h: build-id, else srcversion); one
+// that differs is replaced (removed here, loaded again by Load) when nothing but other
+// replaced modules uses it, and otherwise refused, naming the module, both builds and what
+// to do. In-tree dependencies from the host are the host's business and are not compared.
+absl::Status Loader::ReplaceOtherBuilds(KmodBackend& kmod,
+                                        const std::vector<std::vector<ModuleFile>>& resolved) {
+  struct OtherBuild {
+    ModuleFile file;
+    IdentityComparison comparison;
+  };
+  std::vector<OtherBuild> others;  // in load order: dependencies first
+  for (const std::vector<ModuleFile>& files : resolved) {
+    for (const ModuleFile& file : files) {
+      if (file.from_host || kmod.State(file.name) != ModuleState::kLive) continue;
+      if (std::any_of(others.begin(), others.end(),
+                      [&](const OtherBuild& other) { return other.file.name == file.name; })) {
+        continue;
+      }
+      IdentityComparison comparison = CompareIdentities(
+          ReadLoadedIdentity(options_.sys_root, file.name), kmod.FileIdentity(file));
+      if (comparison.verdict == IdentityComparison::Verdict::kUnknown) {
+        spdlog::warn(
+            "cannot tell whether the loaded {} is the build in {}: neither a build-id nor a "
+            "srcversion is known for both; taking the loaded one as it",
+            file.name, file.path);
+      }
+      if (comparison.verdict != IdentityComparison::Verdict::kDifferent) continue;
+      others.push_back({file, std::move(comparison)});
+    }
+  }
+  for (const OtherBuild& other : others) {
+    // Users counts a module's holders too; those that are replaced as well go first.
+    int replaced_holders = 0;
+    for (const OtherBuild& holder : others) {
+      const std::vector<std::string> uses = kmod.LoadedDependencies(holder.file.name);
+      replaced_holders += std::count(uses.begin(), uses.end(), other.file.name);
+    }
+    const int users = kmod.Users(other.file.name) - replaced_holders;
+    if (users > 0) return OtherBuildInUse(other.file, other.comparison, users);
+  }
+  for (auto other = others.rbegin(); other != others.rend(); ++other) {
+    spdlog::info("{} is loaded from another build ({} {}, the module image's is {}); replacing it",
+                 other->file.name, other->comparison.kind, other->comparison.loaded,
+                 other->comparison.file);
+    absl::Status removed = kmod.Remove(other->file.name);
+    if (ErrnoOf(removed) == EBUSY) {
+      return OtherBuildInUse(other->file, other->comparison, kmod.Users(other->file.name));
+    }
+    RETURN_IF_ERROR(Annotate(removed, "replace another build"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::OtherBuildInUse(const ModuleFile& file, const IdentityComparison& comparison,
+                                     int users) {
+  return WithErrno(
+      absl::FailedPreconditionError(fmt::format(
+          "{} is loaded from another build than the module image's ({} {} is loaded, {} has "
+          "{}) and is in use ({} users), so it cannot be replaced and is not reported ready: "
+          "stop what uses it (the pods on this node that hold its devices, or modules and "
+          "processes using it); the restarted loader then replaces it",
+          file.name, comparison.kind, comparison.loaded, file.path, comparison.file, users)),
+      EBUSY);
 }
 
 absl::Status Loader::RemoveInTreeModules() {
@@ -230,6 +329,14 @@ absl::Status Loader::Unload() {
   if (!config_.firmware_path.empty()) {
     RETURN_IF_ERROR(RemoveFirmware(FirmwareSource(), config_.firmware_host_path));
     spdlog::info("removed firmware of {} from {}", FirmwareSource(), config_.firmware_host_path);
+    RETURN_IF_ERROR(RemoveFirmwareUser(config_.firmware_host_path, FirmwareUser()));
+    // The modules are gone: a search path that cannot be put back is worth a warning, not a
+    // failed unload (which would hold the Module's deletion).
+    if (absl::Status restored =
+            RestoreFirmwareSearchPath(options_.sys_root, config_.firmware_host_path);
+        !restored.ok()) {
+      spdlog::warn("cannot restore the kernel's firmware search path: {}", restored.message());
+    }
   }
   return absl::OkStatus();
 }

@@ -16,6 +16,9 @@
 #include "common/clock.h"
 #include "loader/config.h"
 #include "loader/kmod.h"
+#include "loader/kmod_errors.h"
+#include "loader/module_identity.h"
+#include "loader/plan.h"
 
 namespace kmm::loader {
 
@@ -24,6 +27,8 @@ struct LoaderOptions {
   std::string proc_root = "/proc";
   std::string sys_root = "/sys";
   absl::Duration unload_timeout = absl::Seconds(60);  // how long EBUSY is retried
+  // Where the lockdown mode is read when <sys_root>/kernel/security is not mounted.
+  LockdownReader read_private_securityfs = ReadLockdownFromPrivateSecurityfs;
 };
 
 // Makes the backend for a module image root and kernel (MakeLibkmodBackend in production).
@@ -58,6 +63,16 @@ class Loader {
  private:
   absl::StatusOr<KmodBackend*> Backend(const std::string& root, const std::string& kernel);
   absl::Status RemoveInTreeModules();
+  // Each requested module's files (Resolve: dependencies first), in plan order; --first-time
+  // refuses one already loaded.
+  static absl::StatusOr<std::vector<std::vector<ModuleFile>>> ResolveRequests(KmodBackend& kmod,
+                                                                              const LoadPlan& plan);
+  // Removes live modules the image carries that are another build than the image's, or
+  // refuses when one of them is in use. `resolved` is Resolve's answer per requested module.
+  absl::Status ReplaceOtherBuilds(KmodBackend& kmod,
+                                  const std::vector<std::vector<ModuleFile>>& resolved);
+  static absl::Status OtherBuildInUse(const ModuleFile& file, const IdentityComparison& comparison,
+                                      int users);
   // Removes `name`, then its dependencies no other module needs (those from the host's tree
   // only if unused); adds what it removed to `removed`.
   absl::Status RemoveWithUnusedDependencies(KmodBackend& kmod, const std::string& name,
@@ -71,6 +86,7 @@ class Loader {
   // Whether `name` resolves to the module image's tree (not the host's).
   static bool FromModuleImage(KmodBackend& kmod, const std::string& name);
   std::string FirmwareSource() const;
+  std::string FirmwareUser() const;
 
   LoaderConfig config_;
   std::string running_kernel_;

@@ -2,6 +2,7 @@
 // libkmod and kernel are exercised by kmod_tree_test (resolution) and the qemu e2e suite.
 #include "loader/loader.h"
 
+#include <elf.h>
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -22,6 +23,8 @@ struct FakeKmod {
     std::vector<std::string> depends;
     std::string vermagic = kKernel;
     bool from_host = false;
+    std::string build_id = "";  // hex, as FileIdentity reports it
+    std::string srcversion = "";
   };
   std::map<std::string, Module> tree;
   std::set<std::string> loaded;
@@ -73,6 +76,10 @@ class FakeBackend final : public KmodBackend {
     return out;
   }
   int Users(std::string_view name) override { return k_.users[std::string(name)] + Holders(name); }
+  ModuleIdentity FileIdentity(const ModuleFile& file) override {
+    const FakeKmod::Module& module = k_.tree.at(file.name);
+    return {module.build_id, module.srcversion};
+  }
   int Holders(std::string_view name) override {
     int count = 0;
     for (const auto& [other, module] : k_.tree) {
@@ -91,7 +98,7 @@ class FakeBackend final : public KmodBackend {
       if (file.name == name) return absl::OkStatus();
     }
     out.push_back({name, "/opt/lib/modules/" + std::string(kKernel) + "/" + name + ".ko",
-                   it->second.vermagic, it->second.from_host});
+                   it->second.vermagic, it->second.from_host, it->second.srcversion});
     return absl::OkStatus();
   }
   FakeKmod& k_;
@@ -113,6 +120,10 @@ class LoaderTest : public ::testing::Test {
     options.proc_root = dir_.Join("proc");
     options.sys_root = dir_.Join("sys");
     options.unload_timeout = absl::Seconds(60);
+    options.read_private_securityfs = [this]() -> absl::StatusOr<std::string> {
+      if (private_lockdown_.empty()) return ErrnoError(EPERM, "mount securityfs");
+      return private_lockdown_;
+    };
     auto factory = [this](const std::string& root, const std::string&,
                           const std::string&) -> absl::StatusOr<std::unique_ptr<KmodBackend>> {
       kernel_.roots.push_back(root);
@@ -121,9 +132,23 @@ class LoaderTest : public ::testing::Test {
     return std::make_unique<Loader>(*config, running, options, factory, clock_);
   }
 
+  // What the kernel shows in sysfs for a loaded build of `name`: its build-id note (from
+  // two hex digits) and srcversion.
+  void LoadedBuild(const std::string& name, const std::string& build_id_hex,
+                   const std::string& srcversion = "") {
+    kernel_.loaded.insert(name);
+    const std::string desc(1, static_cast<char>(std::stoi(build_id_hex, nullptr, 16)));
+    Elf64_Nhdr header{4, 1, NT_GNU_BUILD_ID};
+    std::string note(reinterpret_cast<const char*>(&header), sizeof(header));
+    note += std::string("GNU\0", 4) + desc + std::string(3, '\0');
+    dir_.WriteFile("sys/module/" + name + "/notes/.note.gnu.build-id", note);
+    if (!srcversion.empty()) dir_.WriteFile("sys/module/" + name + "/srcversion", srcversion);
+  }
+
   FakeKmod kernel_;
   FakeClock clock_;
   testing::TempDir dir_;
+  std::string private_lockdown_;  // what a privately mounted securityfs would show
 };
 
 TEST_F(LoaderTest, LoadsDependenciesBeforeTheModuleWithItsParameters) {
@@ -141,6 +166,84 @@ TEST_F(LoaderTest, LoadingWhatIsAlreadyLiveSucceedsWithoutInserting) {
   auto loader = MakeLoader(R"({"moduleName":"kmm_ci_b"})");
   ASSERT_TRUE(loader->Load().ok());
   EXPECT_TRUE(kernel_.calls.empty());
+}
+
+TEST_F(LoaderTest, TheSameBuildLoadedIsTakenAsLoaded) {
+  kernel_.tree["kmm_ci_a"].build_id = "0b";
+  LoadedBuild("kmm_ci_a", "0b");
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_a"})");
+  ASSERT_TRUE(loader->Load().ok());
+  EXPECT_TRUE(kernel_.calls.empty());
+}
+
+TEST_F(LoaderTest, ReplacesAnotherBuildThatNothingUses) {
+  kernel_.tree["kmm_ci_a"].build_id = "0b";
+  LoadedBuild("kmm_ci_a", "0a");  // left by an unload that failed while it was busy
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_a","parameters":["devices=3"]})");
+  absl::StatusOr<std::vector<std::string>> live = loader->Load();
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(kernel_.calls,
+            (std::vector<std::string>{"remove kmm_ci_a", "insert kmm_ci_a [devices=3]"}));
+}
+
+TEST_F(LoaderTest, RefusesAnotherBuildInUseNamingBothBuildsAndTheFix) {
+  kernel_.tree["kmm_ci_a"].build_id = "0b";
+  LoadedBuild("kmm_ci_a", "0a");
+  kernel_.users["kmm_ci_a"] = 1;  // a pod holds /dev/kmm-ci-a0 open
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_a"})");
+  const absl::Status status = loader->Load().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_EQ(ErrnoOf(status), EBUSY);
+  for (const char* part :
+       {"kmm_ci_a is loaded from another build", "build-id 0a is loaded", "has 0b",
+        "in use (1 users)", "stop what uses it", "pods on this node that hold its devices"}) {
+    EXPECT_NE(status.message().find(part), std::string::npos) << part << "\n" << status;
+  }
+  EXPECT_TRUE(kernel_.calls.empty()) << "the old build stays, nothing is inserted";
+}
+
+TEST_F(LoaderTest, ReplacesAnotherBuildOfADependencyAndItsDependentTogether) {
+  kernel_.tree["kmm_ci_a"].build_id = "0b";
+  kernel_.tree["kmm_ci_b"].build_id = "1b";
+  LoadedBuild("kmm_ci_a", "0a");
+  LoadedBuild("kmm_ci_b", "1a");  // kmm_ci_b holds kmm_ci_a, and goes with it
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_b"})");
+  ASSERT_TRUE(loader->Load().ok());
+  EXPECT_EQ(kernel_.calls, (std::vector<std::string>{"remove kmm_ci_b", "remove kmm_ci_a",
+                                                     "insert kmm_ci_a []", "insert kmm_ci_b []"}));
+}
+
+TEST_F(LoaderTest, RefusesAnotherBuildOfADependencyThatAProcessHolds) {
+  kernel_.tree["kmm_ci_a"].build_id = "0b";
+  LoadedBuild("kmm_ci_a", "0a");
+  kernel_.users["kmm_ci_a"] = 1;
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_b"})");
+  const absl::Status status = loader->Load().status();
+  EXPECT_NE(status.message().find("kmm_ci_a is loaded from another build"), std::string::npos)
+      << status;
+  EXPECT_TRUE(kernel_.calls.empty());
+}
+
+TEST_F(LoaderTest, ComparesEveryModuleOfModulesLoadingOrder) {
+  kernel_.tree["kmm_ci_c"] = {};
+  kernel_.tree["kmm_ci_c"].build_id = "0c";
+  kernel_.tree["kmm_ci_a"].build_id = "0b";
+  LoadedBuild("kmm_ci_c", "0c");
+  LoadedBuild("kmm_ci_a", "0a");
+  auto loader =
+      MakeLoader(R"({"moduleName":"kmm_ci_c","modulesLoadingOrder":["kmm_ci_c","kmm_ci_a"]})");
+  ASSERT_TRUE(loader->Load().ok());
+  EXPECT_EQ(kernel_.calls, (std::vector<std::string>{"remove kmm_ci_a", "insert kmm_ci_a []"}));
+}
+
+TEST_F(LoaderTest, FallsBackToSrcversionWithoutBuildIds) {
+  kernel_.tree["kmm_ci_a"].srcversion = "NEW";
+  kernel_.loaded.insert("kmm_ci_a");
+  dir_.WriteFile("sys/module/kmm_ci_a/srcversion", "OLD\n");
+  kernel_.users["kmm_ci_a"] = 1;
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_a"})");
+  const absl::Status status = loader->Load().status();
+  EXPECT_NE(status.message().find("srcversion OLD is loaded"), std::string::npos) << status;
 }
 
 TEST_F(LoaderTest, FirstTimeMakesAlreadyLoadedAnError) {
@@ -172,6 +275,15 @@ TEST_F(LoaderTest, ExplainsPermissionDeniedFromNodeSettings) {
   kernel_.insert_errno["kmm_ci_a"] = EPERM;
   auto loader = MakeLoader(R"({"moduleName":"kmm_ci_a"})");
   EXPECT_NE(loader->Load().status().message().find("modules_disabled"), std::string::npos);
+}
+
+TEST_F(LoaderTest, ExplainsPermissionDeniedByLockdownWhenSecurityfsIsNotMounted) {
+  private_lockdown_ = "none [integrity] confidentiality";  // no sys/kernel/security/lockdown
+  kernel_.insert_errno["kmm_ci_a"] = EPERM;
+  auto loader = MakeLoader(R"({"moduleName":"kmm_ci_a"})");
+  const absl::Status status = loader->Load().status();
+  EXPECT_NE(status.message().find("kernel lockdown is in \"integrity\" mode"), std::string::npos)
+      << status;
 }
 
 TEST_F(LoaderTest, ModulesLoadingOrderLoadsDependenciesFirstAndUnloadsInListOrder) {
@@ -325,6 +437,28 @@ TEST_F(LoaderTest, InstallsFirmwareOnLoadAndRemovesItOnUnload) {
   EXPECT_EQ(testing::ReadFile(parameter), host);
   ASSERT_TRUE(loader->Unload().ok());
   EXPECT_FALSE(std::filesystem::exists(host + "/kmm-ci-a.bin"));
+  EXPECT_EQ(testing::ReadFile(parameter), std::string(1, '\0')) << "the empty value is restored";
+}
+
+TEST_F(LoaderTest, RestoresTheFirmwareSearchPathWhenTheLastModuleSharingItUnloads) {
+  dir_.WriteFile("image/firmware/kmm-ci-a.bin", "blob");
+  const std::string parameter =
+      dir_.WriteFile("sys/module/firmware_class/parameters/path", "/opt/vendor\n");
+  const std::string host = dir_.Join("host-firmware");
+  auto config = [&](const std::string& module) {
+    return fmt::format(
+        R"({{"moduleName":"{}","dirName":"{}","firmwarePath":"/firmware",
+            "firmwareHostPath":"{}"}})",
+        module, dir_.Join("image"), host);
+  };
+  auto a = MakeLoader(config("kmm_ci_a"));
+  auto c = MakeLoader(config("kmm_ci_b"));
+  ASSERT_TRUE(a->Load().ok());
+  ASSERT_TRUE(c->Load().ok());
+  ASSERT_TRUE(MakeLoader(config("kmm_ci_a"))->Unload().ok()) << "a restarted loader unloads";
+  EXPECT_EQ(testing::ReadFile(parameter), host) << "kmm_ci_b still has firmware there";
+  ASSERT_TRUE(c->Unload().ok());
+  EXPECT_EQ(testing::ReadFile(parameter), "/opt/vendor");
 }
 
 }  // namespace

@@ -67,6 +67,9 @@ show /sys/module/firmware_class/parameters/path
 show /sys/class/misc/kmm-ci-a0/firmware_size
 run $L unload --config /etc/kmm/fw.json
 show /var/lib/kmm-firmware/kmm-ci-a.bin
+# The kernel's search path was empty before the load: the unload (another process) restores it.
+echo "search-path-after-unload: [$(cat /sys/module/firmware_class/parameters/path)]"
+echo "firmware-dir-after-unload: [$(ls -A /var/lib/kmm-firmware | tr '\n' ' ')]"
 end firmware
 
 begin run_until_sigterm
@@ -105,6 +108,31 @@ kill $holder; wait $holder 2>/dev/null
 run $L unload --config /etc/kmm/busy.json
 loaded
 end unload_while_busy
+
+begin other_build_loaded
+# Another build of kmm_ci_a is loaded (as an unload that failed while busy leaves it), then
+# the module image's build is asked for: refused while a process holds the old one, replaced
+# once nothing does; and replaced under kmm_ci_b, which needs it.
+config old '{"moduleName":"kmm_ci_a","dirName":"/opt-other"}'
+config new '{"moduleName":"kmm_ci_a","terminationMessagePath":"/run/kmm/new.term"}'
+run $L load --config /etc/kmm/old.json
+show /sys/module/kmm_ci_a/parameters/build
+sleep 60 < /dev/kmm-ci-a0 &
+holder=$!
+sleep 0.5
+run $L load --config /etc/kmm/new.json
+show /run/kmm/new.term /sys/module/kmm_ci_a/parameters/build
+kill $holder; wait $holder 2>/dev/null
+run $L load --config /etc/kmm/new.json
+show /sys/module/kmm_ci_a/parameters/build
+run $L unload --config /etc/kmm/new.json
+run $L load --config /etc/kmm/old.json
+config newb '{"moduleName":"kmm_ci_b"}'
+run $L load --config /etc/kmm/newb.json
+show /sys/module/kmm_ci_a/parameters/build
+run $L unload --config /etc/kmm/newb.json
+loaded
+end other_build_loaded
 
 begin vermagic_mismatch
 config bad '{"moduleName":"kmm_ci_a","dirName":"/opt-bad"}'

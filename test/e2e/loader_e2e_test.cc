@@ -14,9 +14,12 @@ class LoaderOnRealKernel : public ::testing::Test {
         ParseConsoleLog(std::string(KMM_E2E_OUT) + "/normal/console.log"));
     sig_enforce_ = new std::map<std::string, Section>(
         ParseConsoleLog(std::string(KMM_E2E_OUT) + "/sig-enforce/console.log"));
+    lockdown_ = new std::map<std::string, Section>(
+        ParseConsoleLog(std::string(KMM_E2E_OUT) + "/lockdown/console.log"));
   }
   static const Section& Normal(const std::string& name) { return Get(*normal_, name); }
   static const Section& SigEnforce(const std::string& name) { return Get(*sig_enforce_, name); }
+  static const Section& Lockdown(const std::string& name) { return Get(*lockdown_, name); }
 
  private:
   static const Section& Get(const std::map<std::string, Section>& sections,
@@ -29,9 +32,11 @@ class LoaderOnRealKernel : public ::testing::Test {
   }
   static std::map<std::string, Section>* normal_;
   static std::map<std::string, Section>* sig_enforce_;
+  static std::map<std::string, Section>* lockdown_;
 };
 std::map<std::string, Section>* LoaderOnRealKernel::normal_ = nullptr;
 std::map<std::string, Section>* LoaderOnRealKernel::sig_enforce_ = nullptr;
+std::map<std::string, Section>* LoaderOnRealKernel::lockdown_ = nullptr;
 
 TEST_F(LoaderOnRealKernel, LoadsModuleWithDependencyAndParameters) {
   const Section& s = Normal("load_with_dependency");
@@ -96,6 +101,10 @@ TEST_F(LoaderOnRealKernel, CopiesFirmwareThatTheModuleLoads) {
       << s.Text();
   EXPECT_EQ(s.ValueOf("/var/lib/kmm-firmware/kmm-ci-a.bin="), "<missing>")
       << "firmware must be removed on unload";
+  EXPECT_EQ(s.ValueOf("search-path-after-unload: "), "[]")
+      << "kmm set the search path, so its unload restores the empty one\n"
+      << s.Text();
+  EXPECT_EQ(s.ValueOf("firmware-dir-after-unload: "), "[]") << "no bookkeeping left\n" << s.Text();
 }
 
 TEST_F(LoaderOnRealKernel, RunLoadsReportsReadyAndUnloadsOnSigterm) {
@@ -119,6 +128,28 @@ TEST_F(LoaderOnRealKernel, UnloadRetriesWhileADeviceIsOpenThenReportsTheBusyModu
   EXPECT_NE(message.find("unload failed: kmm_ci_a is still in use"), std::string::npos) << message;
   EXPECT_NE(message.find("EBUSY"), std::string::npos) << message;
   EXPECT_EQ(s.lines.back(), "loaded: ");
+}
+
+TEST_F(LoaderOnRealKernel, AnotherBuildLoadedIsRefusedWhileInUseAndReplacedOtherwise) {
+  const Section& s = Normal("other_build_loaded");
+  // old build, new refused (held open), new replaces it, unload, old, kmm_ci_b, unload.
+  ASSERT_EQ(s.exit_codes, (std::vector<int>{0, 1, 0, 0, 0, 0, 0})) << s.Text();
+  const std::string message = s.ValueOf("/run/kmm/new.term=");
+  for (const char* part :
+       {"load failed: kmm_ci_a is loaded from another build", "build-id ", "/opt/lib/modules/",
+        "in use", "stop what uses it", "the pods on this node that hold its devices"}) {
+    EXPECT_NE(message.find(part), std::string::npos) << part << "\n" << message;
+  }
+  // The kernel's build parameter: "other" until replaced, then the image's "a".
+  const std::string build = "/sys/module/kmm_ci_a/parameters/build=";
+  std::vector<std::string> builds;
+  for (const std::string& line : s.lines) {
+    if (line.rfind(build, 0) == 0) builds.push_back(line.substr(build.size()));
+  }
+  EXPECT_EQ(builds, (std::vector<std::string>{"other", "other", "a", "a"})) << s.Text();
+  EXPECT_TRUE(s.Contains("kmm_ci_a is loaded from another build (build-id ")) << s.Text();
+  EXPECT_TRUE(s.Contains("replacing it")) << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ") << s.Text();
 }
 
 TEST_F(LoaderOnRealKernel, RefusesModuleBuiltForAnotherKernelBeforeInserting) {
@@ -172,6 +203,23 @@ TEST_F(LoaderOnRealKernel, UnsignedModuleRefusedWhenSignaturesAreEnforced) {
       << s.Text();
   EXPECT_TRUE(s.Contains("must be signed")) << s.Text();
   EXPECT_TRUE(s.Contains("loaded: dummy ")) << "Debian's signed module still loads\n" << s.Text();
+}
+
+TEST_F(LoaderOnRealKernel, LockdownIsNamedWhereSecurityfsIsNotMounted) {
+  const Section& s = Lockdown("lockdown_in_pod");
+  EXPECT_EQ(s.ValueOf("/sys/module/module/parameters/sig_enforce="), "N");
+  EXPECT_EQ(s.ValueOf("/sys/kernel/security/lockdown="), "<missing>") << "as in a pod\n"
+                                                                      << s.Text();
+  ASSERT_EQ(s.exit_codes, (std::vector<int>{1})) << s.Text();
+  EXPECT_EQ(s.ValueOf("/tmp/a.term="),
+            "load failed: the kernel refused to load kmm_ci_a (EPERM): kernel lockdown is in "
+            "\"integrity\" mode, which only allows signed modules; sign the module with a key "
+            "the node trusts")
+      << s.Text();
+  EXPECT_EQ(s.ValueOf("securityfs-mounts: "), "0") << "the private mount is gone\n" << s.Text();
+  EXPECT_TRUE(s.Contains("/sys/kernel/security/lockdown=none [integrity] confidentiality"))
+      << s.Text();
+  EXPECT_EQ(s.lines.back(), "loaded: ") << s.Text();
 }
 
 }  // namespace

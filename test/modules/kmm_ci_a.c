@@ -6,7 +6,9 @@
  * "health" (1 healthy, 0 unhealthy); writing it notifies pollers (sysfs_notify) and emits a
  * "change" uevent, so a device plugin can react without polling. Holding a device open
  * pins the module (rmmod gets EBUSY). firmware=NAME loads that firmware at init and shows
- * its size in each device's "firmware_size" attribute.
+ * its size in each device's "firmware_size" attribute. The read-only parameter "build" tells
+ * builds apart: KMM_CI_A_BUILD (default "a") is compiled in, so a build with another value is
+ * another module file with another build-id (kmm's loader tests load one over the other).
  */
 #include <linux/device.h>
 #include <linux/firmware.h>
@@ -24,6 +26,13 @@
 static int devices = 2;
 module_param(devices, int, 0444);
 MODULE_PARM_DESC(devices, "Number of /dev/kmm-ci-aN devices to create (1-256, default 2)");
+
+#ifndef KMM_CI_A_BUILD
+#define KMM_CI_A_BUILD "a"
+#endif
+static char *build = KMM_CI_A_BUILD;
+module_param(build, charp, 0444);
+MODULE_PARM_DESC(build, "Which build of kmm_ci_a this is (compiled in, read-only)");
 
 static char *firmware = "";
 module_param(firmware, charp, 0444);

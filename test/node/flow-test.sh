@@ -240,6 +240,35 @@ wait_for 180 "kmm-missing-image to be gone" module_gone kmm-missing-image
 wait_for 180 "kmm-bad-parameter to be gone" module_gone kmm-bad-parameter
 pass "both deleted: nothing was loaded, so nothing held their finalizers"
 
+step "7. An older build of kmm_ci_a is loaded and in use: Degraded with the loader's reason, not Ready"
+# What an unload that gave up while the module was busy leaves behind: another build of
+# kmm_ci_a (test-modules/<kernel>/other-build, another build-id) loaded, a device held open.
+stale_started=$SECONDS
+on_node 'cat > /tmp/kmm_ci_a-other.ko' < "$build/test-modules/$kver/other-build/kmm_ci_a.ko"
+on_node 'insmod /tmp/kmm_ci_a-other.ko &&
+  { sleep 600 < /dev/kmm-ci-a0 > /dev/null 2>&1 & echo $! > /run/kmm-stale-holder; }'
+broken_module kmm-stale-build "$kver" "devices=1" | kubectl apply -f -
+wait_for 180 "kmm-stale-build to be Degraded with LoaderCrashLooping on $node" \
+  degraded_with kmm-stale-build LoaderCrashLooping "another build"
+stale_message=$(kubectl -n "$ns" get module kmm-stale-build \
+  -o jsonpath="{.status.nodes[?(@.node==\"$node\")].message}")
+echo "kmm-stale-build on $node: $stale_message"
+for part in "kmm_ci_a is loaded from another build" "build-id" "in use" "stop what uses it"; do
+  [[ $stale_message == *"$part"* ]] || fail "the status does not say '$part': $stale_message"
+done
+[[ $(on_node cat /sys/module/kmm_ci_a/parameters/build) == other ]] \
+  || fail "the loader touched the build in use"
+has_stale_label() { kubectl get node "$node" -o jsonpath='{.metadata.labels}' | grep -q "kmm-stale-build.ready"; }
+has_stale_label && fail "kmm-stale-build has its .ready label on $node"
+pass "another build in use: Degraded, LoaderCrashLooping with both builds and the fix; not Ready, the old build untouched"
+on_node 'kill $(cat /run/kmm-stale-holder); rm -f /run/kmm-stale-holder'
+kubectl -n "$ns" delete module kmm-stale-build --wait=false
+wait_for 180 "kmm-stale-build to be gone" module_gone kmm-stale-build
+on_node 'rmmod kmm_ci_a 2>/dev/null; rm -f /tmp/kmm_ci_a-other.ko; true'
+[[ -z $(loaded_modules) ]] || fail "after kmm-stale-build /proc/modules shows '$(loaded_modules)'"
+echo "$((SECONDS - stale_started))" > "$out/stale-build-seconds"
+pass "cleaned up in $(cat "$out/stale-build-seconds")s: nothing of kmm_ci_a left"
+
 kubectl delete namespace "$ns" --wait=false
 echo
 echo "node flow: every step passed"
