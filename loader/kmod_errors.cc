@@ -148,9 +148,12 @@ absl::Status InsertFailure(const absl::Status& insert_error, const ModuleFile& m
     case EKEYREJECTED:
       return WithErrno(
           absl::StatusCode::kPermissionDenied, EKEYREJECTED,
+          // kmm does not sign in the cluster yet (spec...sign is reported unsupported), so
+          // the fix is the image's: sign the .ko before it goes into the image.
           fmt::format("the kernel enforces module signatures and rejected {} (EKEYREJECTED): "
-                      "the module must be signed with a key the node trusts (set "
-                      "spec.moduleLoader.container.sign, and enroll the key on the node)",
+                      "the module must be signed with a key the node trusts; sign the .ko "
+                      "files with the kernel's scripts/sign-file before building the module "
+                      "image, and enroll the key on the node (e.g. with mokutil)",
                       name));
     case ENOKEY:
       return WithErrno(

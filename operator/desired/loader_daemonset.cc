@@ -20,6 +20,7 @@ constexpr std::string_view kHostRoot = "/host";  // the host's /lib/modules belo
 constexpr std::string_view kConfigEnv = "KMM_LOADER_CONFIG";
 constexpr std::string_view kLoaderBinary = "/usr/bin/kmm-loader";
 constexpr std::string_view kCopyBinary = "/usr/bin/kmm-copy";
+constexpr std::string_view kSecurityFs = "/sys/kernel/security";
 
 std::string JoinPath(std::string_view a, std::string_view b) {
   if (b.empty()) return std::string(a);
@@ -191,6 +192,11 @@ json LoaderDaemonSetFor(const api::Module& module, const api::ResolvedMapping& m
   json volumes = {{{"name", kModulesVolume}, {"emptyDir", json::object()}},
                   {{"name", kToolsVolume}, {"emptyDir", json::object()}},
                   HostPathVolume("host-lib-modules", "/lib/modules", "Directory")};
+  // The host's securityfs, read-only, so that a refused load can be explained by the kernel's
+  // lockdown mode: a pod's own /sys has no securityfs, and only a privileged loader could
+  // mount one. Unchecked type: a host without securityfs mounted gives an empty directory.
+  mounts.push_back(VolumeMount("host-securityfs", kSecurityFs, true));
+  volumes.push_back(HostPathVolume("host-securityfs", kSecurityFs, ""));
   if (firmware) {
     mounts.push_back(VolumeMount("host-firmware", settings.firmware_host_path, false));
     volumes.push_back(
