@@ -8,13 +8,14 @@ fail() {
   exit 1
 }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND until it succeeds, or fails the test.
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every $wait_interval seconds (0.3
+# unless the test sets it) until it succeeds, or fails the test.
 wait_for() {
   local timeout=$1 what=$2
   shift 2
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
     ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
-    sleep 0.3
+    sleep "${wait_interval:-0.3}"
   done
 }

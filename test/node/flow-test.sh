@@ -12,6 +12,8 @@ set -euo pipefail
 build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+source "$repo/test/lib/wait.sh"
+wait_interval=1  # most checks ssh into the node
 eval "$("$repo/test/cluster/kmm-test-cluster" env)"
 out=$build/node-flow
 rm -rf "$out" && mkdir -p "$out"
@@ -23,28 +25,17 @@ ready_label=kmm.node.kubernetes.io/$ns.$module.ready
 
 step() { printf '\n=== %s\n' "$*"; }
 pass() { echo "ok: $*"; }
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- Module status:" >&2
-  kubectl -n "$ns" get module "$module" -o jsonpath='{.status}' >&2 2>/dev/null || true
-  echo >&2
-  echo "--- pods:" >&2
-  kubectl get pods -A -o wide >&2 || true
-  echo "--- operator log (last 30 lines):" >&2
-  kubectl -n kmm-system logs deploy/kmm-operator --tail 30 >&2 || true
-  exit 1
+on_fail() {
+  echo "--- Module status:"
+  kubectl -n "$ns" get module "$module" -o jsonpath='{.status}' 2>/dev/null || true
+  echo
+  echo "--- pods:"
+  kubectl get pods -A -o wide || true
+  echo "--- operator log (last 30 lines):"
+  kubectl -n kmm-system logs deploy/kmm-operator --tail 30 || true
 }
 on_node() { "$here/kmm-node" ssh "$@"; }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds, or fails the test.
-wait_for() {
-  local timeout=$1 what=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
-    sleep 1
-  done
-}
 
 loaded_modules() { on_node "grep -o '^kmm_ci_[ab] ' /proc/modules | sort | tr -d ' ' | tr '\n' ' '"; }
 device_count() { on_node 'ls /dev/kmm-ci-a* 2>/dev/null | wc -l'; }
