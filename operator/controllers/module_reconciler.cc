@@ -157,14 +157,7 @@ std::optional<int> LoaderExitCode(const json& pod) {
   return std::nullopt;
 }
 
-json Condition(std::string type, bool status, std::string reason, std::string message,
-               int64_t generation) {
-  return {{"type", std::move(type)},
-          {"status", status ? "True" : "False"},
-          {"reason", std::move(reason)},
-          {"message", std::move(message)},
-          {"observedGeneration", generation}};
-}
+using desired::Condition;
 
 // Keeps lastTransitionTime when a condition's status did not change.
 json WithTransitionTimes(json conditions, const json& previous, absl::Time at) {

@@ -14,15 +14,6 @@ using nlohmann::json;
 // How many node names one line of a message shows before "and N more".
 constexpr size_t kNamesPerLine = 3;
 
-json Condition(std::string type, bool status, std::string reason, std::string message,
-               int64_t generation) {
-  return {{"type", std::move(type)},
-          {"status", status ? "True" : "False"},
-          {"reason", std::move(reason)},
-          {"message", std::move(message)},
-          {"observedGeneration", generation}};
-}
-
 // "a, b, c and 4997 more"
 std::string NamesWithMore(const std::vector<std::string>& names) {
   if (names.size() <= kNamesPerLine) return fmt::format("{}", fmt::join(names, ", "));
@@ -81,6 +72,15 @@ std::string BoundedMessage(const std::vector<std::string>& lines) {
 }
 
 }  // namespace
+
+json Condition(std::string type, bool status, std::string reason, std::string message,
+               int64_t generation) {
+  return {{"type", std::move(type)},
+          {"status", status ? "True" : "False"},
+          {"reason", std::move(reason)},
+          {"message", std::move(message)},
+          {"observedGeneration", generation}};
+}
 
 json ModuleStatusFor(const ModulePlan& plan, const RolloutState& rollout, int64_t generation) {
   std::set<std::string> degraded_reasons;

@@ -39,6 +39,10 @@ inline constexpr size_t kMaxListedNodes = 20;
 // A message of the Degraded condition stays under this many bytes (the CRD allows 32768).
 inline constexpr size_t kMaxMessageBytes = 4096;
 
+// One entry of status.conditions, without lastTransitionTime.
+nlohmann::json Condition(std::string type, bool status, std::string reason, std::string message,
+                         int64_t generation);
+
 // The status the operator owns, without lastTransitionTime (the caller keeps those stable).
 nlohmann::json ModuleStatusFor(const ModulePlan& plan, const RolloutState& rollout,
                                int64_t generation);
