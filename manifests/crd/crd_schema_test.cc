@@ -18,6 +18,7 @@
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
 #include "operator/api/module.h"
+#include "operator/api/validation.h"
 #include "operator/kube/yaml.h"
 
 namespace kmm {
@@ -147,12 +148,14 @@ constexpr std::string_view kKnownKeywords[] = {
     "maxItems",
     "minLength",
     "maxLength",
+    "maxProperties",
     "minimum",
     "x-kubernetes-preserve-unknown-fields",
     "x-kubernetes-int-or-string",
     "x-kubernetes-map-type",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
+    "x-kubernetes-validations",
 };
 
 constexpr std::string_view kTypes[] = {"object", "array", "string", "integer", "number", "boolean"};
@@ -541,9 +544,93 @@ TEST(ModuleCrd, PrinterColumnsReadDeclaredFields) {
     if (json_path.starts_with(".metadata.")) {
       continue;
     }
-    const json* node = SchemaAt(std::string_view(json_path).substr(1));
+    // A filter such as [?(@.type=="Ready")] selects array items, as "[]" does.
+    std::string path = json_path.substr(1);
+    if (size_t filter = path.find("[?("); filter != std::string::npos) {
+      path.replace(filter, path.find(")]", filter) + 2 - filter, "[]");
+    }
+    const json* node = SchemaAt(path);
     ASSERT_NE(node, nullptr);
     EXPECT_EQ(node->value("type", ""), column.value("type", ""));
+  }
+}
+
+// The operator checks the same rules as the CRD (for clusters with an older CRD, and for what
+// CEL cannot see, such as the namespace's length), so every Module the CRD's rules reject in
+// test/cluster/validation-test.sh must also fail ParseModule or ValidateModule, and every valid
+// fixture must pass both.
+absl::StatusOr<json> ReadModule(const std::filesystem::path& path) {
+  return kube::ParseYaml(ReadFile(path), path.string());
+}
+
+std::vector<std::filesystem::path> YamlFixtures(const std::string& dir) {
+  std::vector<std::filesystem::path> fixtures;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".yaml") {
+      fixtures.push_back(entry.path());
+    }
+  }
+  std::sort(fixtures.begin(), fixtures.end());
+  return fixtures;
+}
+
+// Every CEL rule in the schema, with the path of the node that holds it.
+void CollectRules(const json& node, const std::string& path,
+                  std::vector<std::pair<std::string, json>>* rules) {
+  for (const json& rule : node.value("x-kubernetes-validations", json::array())) {
+    rules->emplace_back(path, rule);
+  }
+  for (const auto& [name, child] : PropertiesOf(node).items()) {
+    CollectRules(child, FieldPath(path, name), rules);
+  }
+  if (node.contains("items")) CollectRules(node["items"], path + "[]", rules);
+  if (node.contains("additionalProperties") && node["additionalProperties"].is_object()) {
+    CollectRules(node["additionalProperties"], path + "{}", rules);
+  }
+}
+
+TEST(ModuleCrd, EveryValidationRuleExplainsItself) {
+  std::vector<std::pair<std::string, json>> rules;
+  CollectRules(ModuleSchema(), "", &rules);
+  EXPECT_GE(rules.size(), 30u);
+  for (const auto& [path, rule] : rules) {
+    SCOPED_TRACE(path + ": " + rule.value("rule", ""));
+    EXPECT_FALSE(rule.value("rule", "").empty());
+    // A bare rule would be reported as "failed rule: <the CEL expression>".
+    EXPECT_TRUE(!rule.value("message", "").empty() || !rule.value("messageExpression", "").empty());
+  }
+}
+
+TEST(ModuleCrd, TheOperatorRejectsEveryModuleTheCrdRejects) {
+  const std::vector<std::filesystem::path> fixtures =
+      YamlFixtures(std::string(KMM_CRD_TESTDATA) + "/invalid");
+  ASSERT_GE(fixtures.size(), 30u);
+  for (const std::filesystem::path& path : fixtures) {
+    SCOPED_TRACE(path.filename().string());
+    absl::StatusOr<json> object = ReadModule(path);
+    ASSERT_TRUE(object.ok()) << object.status();
+    absl::StatusOr<api::Module> module = api::ParseModule(*object);
+    if (!module.ok()) {
+      continue;
+    }
+    EXPECT_THAT(api::ValidateModule(*module), Not(IsEmpty()));
+  }
+}
+
+TEST(ModuleCrd, TheOperatorAcceptsEveryValidFixture) {
+  std::vector<std::filesystem::path> fixtures =
+      YamlFixtures(std::string(KMM_CRD_TESTDATA) + "/valid");
+  ASSERT_GE(fixtures.size(), 3u);
+  for (const std::filesystem::path& json_fixture : Fixtures()) {
+    fixtures.push_back(json_fixture);
+  }
+  for (const std::filesystem::path& path : fixtures) {
+    SCOPED_TRACE(path.filename().string());
+    absl::StatusOr<json> object = ReadModule(path);
+    ASSERT_TRUE(object.ok()) << object.status();
+    absl::StatusOr<api::Module> module = api::ParseModule(*object);
+    ASSERT_TRUE(module.ok()) << module.status();
+    EXPECT_THAT(api::ValidateModule(*module), IsEmpty());
   }
 }
 

@@ -439,19 +439,4 @@ bool ImageHasTagOrDigest(std::string_view image) {
 
 std::vector<std::string> ValidateModule(const Module& module) { return Validator().Run(module); }
 
-std::vector<std::string> ValidateModuleUpdate(const Module& old_module, const Module& new_module) {
-  std::vector<std::string> problems = ValidateModule(new_module);
-  if (old_module.spec.module_loader && new_module.spec.module_loader) {
-    const std::string& old_version = old_module.spec.module_loader->container.version;
-    const std::string& new_version = new_module.spec.module_loader->container.version;
-    if (old_version.empty() != new_version.empty()) {
-      problems.push_back(fmt::format(
-          "{}.version: cannot change from {} to {}; delete the Module and create it again",
-          kLoaderPath, old_version.empty() ? "empty" : fmt::format("\"{}\"", old_version),
-          new_version.empty() ? "empty" : fmt::format("\"{}\"", new_version)));
-    }
-  }
-  return problems;
-}
-
 }  // namespace kmm::api

@@ -406,22 +406,6 @@ TEST(ValidateModule, ReportsEveryProblem) {
   EXPECT_EQ(ValidateModule(module).size(), 5u) << ::testing::PrintToString(ValidateModule(module));
 }
 
-TEST(ValidateModuleUpdate, VersionCannotChangeBetweenEmptyAndSet) {
-  Module old_module = Valid();
-  Module new_module = Valid();
-  Loader(new_module).version = "1.0.2";
-  EXPECT_THAT(ValidateModuleUpdate(old_module, new_module),
-              ElementsAre(HasSubstr("spec.moduleLoader.container.version: cannot change from "
-                                    "empty to \"1.0.2\"; delete the Module and create it again")));
-  EXPECT_THAT(ValidateModuleUpdate(new_module, old_module),
-              ElementsAre(HasSubstr("cannot change from \"1.0.2\" to empty")));
-  Loader(old_module).version = "1.0.1";
-  EXPECT_THAT(ValidateModuleUpdate(old_module, new_module), IsEmpty());
-  Module invalid = new_module;
-  Mapping(invalid, 0).regexp = "x";
-  EXPECT_EQ(ValidateModuleUpdate(old_module, invalid).size(), 1u);
-}
-
 TEST(ImageHasTagOrDigest, AcceptsWhatUpstreamAccepts) {
   EXPECT_TRUE(ImageHasTagOrDigest("registry.example/org/kmod:v1"));
   EXPECT_TRUE(ImageHasTagOrDigest("kmod:${KERNEL_FULL_VERSION}"));
