@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""The fenced shell blocks of Markdown docs, for run-doc-blocks and check-doc-blocks.
+
+  doc_blocks.py script SUITE DOC...   the bash script that runs SUITE's blocks of the DOCs
+  doc_blocks.py vars DOC...           the placeholder variables the DOCs declare
+  doc_blocks.py check REPO            README.md and docs/**/*.md: every shell block has a known
+                                      info string and its doc is in test/docs/docs.list
+
+The convention is at the top of run-doc-blocks and in docs/README.md.
+"""
+import pathlib
+import re
+import sys
+
+# Info string -> the suite that runs the block, and whether it runs on the node itself.
+RUN = {"sh": ("cluster", False), "sh node": ("node", False), "sh on-node": ("node", True)}
+SHELLISH = re.compile(r"^(sh|bash|shell|console|zsh)\b")
+FENCE = re.compile(r"^( {0,3}|\s*)(`{3,}|~{3,})(.*)$")
+VARS = re.compile(r"^<!--\s*doc-vars:(.*?)-->\s*$")
+DELIMITER = "KMM_DOC_BLOCK"
+
+
+def blocks(path):
+    """(line, info, text) of every fenced block of the Markdown file at path."""
+    out, lines = [], pathlib.Path(path).read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent, fence, info = len(m.group(1)), m.group(2), " ".join(m.group(3).split())
+        start, body = i + 1, []
+        i += 1
+        while i < len(lines):
+            close = lines[i].strip()
+            if len(close) >= len(fence) and close == fence[0] * len(close):
+                break
+            body.append(lines[i][indent:] if lines[i][:indent].isspace() else lines[i].lstrip())
+            i += 1
+        else:
+            sys.exit(f"{path}:{start}: a fenced block is not closed")
+        out.append((start, info, "\n".join(body) + "\n"))
+        i += 1
+    return out
+
+
+def problems_of(path):
+    """Shell blocks whose info string the convention does not know."""
+    return [f"{path}:{line}: info string {info!r}: a command block is ```sh, ```sh node or "
+            f"```sh on-node (all run by a test); output is ```text"
+            for line, info, _ in blocks(path) if SHELLISH.match(info) and info not in RUN]
+
+
+def declared_vars(paths):
+    names = []
+    for path in paths:
+        for text in pathlib.Path(path).read_text().splitlines():
+            m = VARS.match(text.strip())
+            if m:
+                names += [n for n in m.group(1).split() if n not in names]
+    return names
+
+
+def script(suite, paths):
+    problems = [p for path in paths for p in problems_of(path)]
+    if problems:
+        sys.exit("\n".join(problems))
+    names = declared_vars(paths)
+    out = []
+    for path in paths:
+        for line, info, text in blocks(path):
+            if info not in RUN or RUN[info][0] != suite:
+                continue
+            if DELIMITER in text:
+                sys.exit(f"{path}:{line}: a block may not contain {DELIMITER}")
+            on_node = RUN[info][1]
+            where = f"{path}:{line}" + (" (on the node)" if on_node else "")
+            shown = "".join(f"$ {l}\n" for l in text.splitlines())
+            out.append(f"# {'on-node ' if on_node else ''}{where}")
+            out.append(f"printf '\\n--- %s\\n' '{where}'")
+            out.append(f"cat <<'{DELIMITER}'\n{shown}{DELIMITER}")
+            if on_node:
+                exports = f"declare -p {' '.join(names)}; " if names else ""
+                out.append(f"{{ {exports}echo 'set -euo pipefail'; cat <<'{DELIMITER}'\n"
+                           f"{text}{DELIMITER}\n}} | $KMM_DOC_ON_NODE bash -s")
+            else:
+                out.append(text.rstrip("\n"))
+    return "\n".join(out)
+
+
+def check(repo):
+    repo = pathlib.Path(repo)
+    listed = [l.strip() for l in (repo / "test/docs/docs.list").read_text().splitlines()
+              if l.strip() and not l.startswith("#")]
+    problems = [f"test/docs/docs.list: {doc} does not exist"
+                for doc in listed if not (repo / doc).is_file()]
+    docs = [repo / "README.md"] + sorted((repo / "docs").rglob("*.md"))
+    for doc in docs:
+        rel = str(doc.relative_to(repo))
+        problems += [p.replace(str(doc), rel) for p in problems_of(doc)]
+        runs = [line for line, info, _ in blocks(doc) if info in RUN]
+        if runs and rel not in listed:
+            problems.append(f"{rel}: has shell blocks (line {runs[0]}) but is not in "
+                            "test/docs/docs.list, so no test runs them")
+        for line, info, text in blocks(doc):
+            if info in RUN and DELIMITER in text:
+                problems.append(f"{rel}:{line}: a block may not contain {DELIMITER}")
+    for line in problems:
+        print(line)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "script":
+        print(script(args[0], args[1:]))
+    elif mode == "vars":
+        print(" ".join(declared_vars(args)))
+    elif mode == "check":
+        sys.exit(check(args[0]))
+    else:
+        sys.exit(__doc__)
