@@ -2,7 +2,7 @@
 """The fenced shell blocks of Markdown docs, for run-doc-blocks and check-doc-blocks.
 
   doc_blocks.py script SUITE DOC...   the bash script that runs SUITE's blocks of the DOCs
-  doc_blocks.py vars DOC...           the placeholder variables the DOCs declare
+  doc_blocks.py vars SUITE DOC...     the placeholder variables of the DOCs SUITE runs blocks of
   doc_blocks.py check REPO            README.md and docs/**/*.md: every shell block has a known
                                       info string and its doc is in test/docs/docs.list
 
@@ -12,8 +12,23 @@ import pathlib
 import re
 import sys
 
-# Info string -> the suite that runs the block, and whether it runs on the node itself.
-RUN = {"sh": ("cluster", False), "sh node": ("node", False), "sh on-node": ("node", True)}
+
+
+def run_spec(info):
+    """(suites, on_node) for a block the tests run, None for one they do not run, "bad" for a
+    shell block with an info string the convention does not know. `sh` alone is `sh cluster`;
+    `sh cluster node` runs in both suites; `sh on-node` runs in the node suite, on the node."""
+    words = info.split()
+    if not words or words[0] != "sh":
+        return "bad" if SHELLISH.match(info) else None
+    rest = words[1:] or ["cluster"]
+    if rest == ["on-node"]:
+        return ({"node"}, True)
+    if len(set(rest)) == len(rest) and set(rest) <= {"cluster", "node"}:
+        return (set(rest), False)
+    return "bad"
+
+
 SHELLISH = re.compile(r"^(sh|bash|shell|console|zsh)\b")
 FENCE = re.compile(r"^( {0,3}|\s*)(`{3,}|~{3,})(.*)$")
 VARS = re.compile(r"^<!--\s*doc-vars:(.*?)-->\s*$")
@@ -47,14 +62,18 @@ def blocks(path):
 
 def problems_of(path):
     """Shell blocks whose info string the convention does not know."""
-    return [f"{path}:{line}: info string {info!r}: a command block is ```sh, ```sh node or "
-            f"```sh on-node (all run by a test); output is ```text"
-            for line, info, _ in blocks(path) if SHELLISH.match(info) and info not in RUN]
+    return [f"{path}:{line}: info string {info!r}: a command block is ```sh (or ```sh cluster), "
+            f"```sh node, ```sh cluster node or ```sh on-node (all run by a test); output is "
+            f"```text" for line, info, _ in blocks(path) if run_spec(info) == "bad"]
 
 
-def declared_vars(paths):
+def declared_vars(paths, suite=None):
+    """The doc-vars of the docs at paths; with a suite, only of those with blocks it runs."""
     names = []
     for path in paths:
+        if suite and not any(isinstance(run_spec(info), tuple) and suite in run_spec(info)[0]
+                             for _, info, _ in blocks(path)):
+            continue
         for text in pathlib.Path(path).read_text().splitlines():
             m = VARS.match(text.strip())
             if m:
@@ -66,15 +85,16 @@ def script(suite, paths):
     problems = [p for path in paths for p in problems_of(path)]
     if problems:
         sys.exit("\n".join(problems))
-    names = declared_vars(paths)
+    names = declared_vars(paths, suite)
     out = []
     for path in paths:
         for line, info, text in blocks(path):
-            if info not in RUN or RUN[info][0] != suite:
+            spec = run_spec(info)
+            if not isinstance(spec, tuple) or suite not in spec[0]:
                 continue
             if DELIMITER in text:
                 sys.exit(f"{path}:{line}: a block may not contain {DELIMITER}")
-            on_node = RUN[info][1]
+            on_node = spec[1]
             where = f"{path}:{line}" + (" (on the node)" if on_node else "")
             shown = "".join(f"$ {l}\n" for l in text.splitlines())
             out.append(f"# {'on-node ' if on_node else ''}{where}")
@@ -99,12 +119,12 @@ def check(repo):
     for doc in docs:
         rel = str(doc.relative_to(repo))
         problems += [p.replace(str(doc), rel) for p in problems_of(doc)]
-        runs = [line for line, info, _ in blocks(doc) if info in RUN]
+        runs = [line for line, info, _ in blocks(doc) if isinstance(run_spec(info), tuple)]
         if runs and rel not in listed:
             problems.append(f"{rel}: has shell blocks (line {runs[0]}) but is not in "
                             "test/docs/docs.list, so no test runs them")
         for line, info, text in blocks(doc):
-            if info in RUN and DELIMITER in text:
+            if isinstance(run_spec(info), tuple) and DELIMITER in text:
                 problems.append(f"{rel}:{line}: a block may not contain {DELIMITER}")
     for line in problems:
         print(line)
@@ -116,7 +136,7 @@ if __name__ == "__main__":
     if mode == "script":
         print(script(args[0], args[1:]))
     elif mode == "vars":
-        print(" ".join(declared_vars(args)))
+        print(" ".join(declared_vars(args[1:], args[0])))
     elif mode == "check":
         sys.exit(check(args[0]))
     else:
