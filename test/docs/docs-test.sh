@@ -31,8 +31,9 @@ export REGISTRY=registry.example.com/kmm TAG=v$version NEW_TAG=v$version-next
 export NAMESPACE=my-modules MODULE=my-driver NODE=$group-0
 export KMOD=my_driver RESOURCE=example.com/my-device DEVICE=my-device0
 
-pid=
+pid= cordoned=
 cleanup() {
+  if [[ -n $cordoned ]]; then kubectl uncordon "$cordoned" >/dev/null 2>&1 || true; fi
   if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
   # Without the operator nobody removes the Modules' finalizers, which would hold the namespace.
   for module in $(kubectl get modules -n "$NAMESPACE" -o name 2>/dev/null); do
@@ -58,6 +59,14 @@ done
 kubectl apply --server-side -f "$repo/manifests/crd/modules.kmm.sigs.x-k8s.io.yaml" \
   -f "$repo/manifests/priority-class.yaml" >/dev/null
 kubectl wait --for condition=Established crd/modules.kmm.sigs.x-k8s.io --timeout 60s >/dev/null
+
+# The cluster's real kubelet (on a fake container runtime) cannot run the operator pod the docs
+# install, and would leave its rollout unfinished: kwok nodes run it, as the only schedulable
+# Linux nodes.
+if kubectl get node kmm-kubelet >/dev/null 2>&1; then
+  kubectl cordon kmm-kubelet >/dev/null
+  cordoned=kmm-kubelet
+fi
 
 # Two worker nodes: a Debian and an Ubuntu kernel, both mapped by the docs' Module.
 worker_nodes() {  # worker_nodes COUNT PREFIX KERNEL...: kwok-nodes, labelled as the docs expect
