@@ -51,7 +51,9 @@ def blocks(path):
             close = lines[i].strip()
             if len(close) >= len(fence) and close == fence[0] * len(close):
                 break
-            body.append(lines[i][indent:] if lines[i][:indent].isspace() else lines[i].lstrip())
+            # A block indented in a list item: drop that indentation, and no more.
+            line = lines[i]
+            body.append(line[indent:] if line[:indent].strip() == "" else line.lstrip())
             i += 1
         else:
             sys.exit(f"{path}:{start}: a fenced block is not closed")
