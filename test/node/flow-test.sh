@@ -101,12 +101,13 @@ pass "kubectl get modules: $module loaded on 1 of 1 nodes"
 
 step "1b. The docs' commands that need a real node (test/docs/run-doc-blocks node)"
 # The ```sh node, ```sh cluster node and ```sh on-node blocks of the docs, with this Module
-# loaded: its placeholders name it, and on-node blocks go to the node through ssh.
+# loaded: its placeholders name it, kmm-operator (for `plan`) comes from this build, and
+# on-node blocks go to the node through ssh.
 mkdir -p "$out/docs"
 (
   cd "$repo"
   mapfile -t docs < <(grep -v -e '^#' -e '^\s*$' test/docs/docs.list)
-  WORKDIR=$out/docs NAMESPACE=$ns MODULE=$module NODE=$node KMOD=kmm_ci_b RESOURCE=$resource \
+  PATH="$build/bin:$PATH" WORKDIR=$out/docs NAMESPACE=$ns MODULE=$module NODE=$node KMOD=kmm_ci_b RESOURCE=$resource \
     DEVICE=kmm-ci-a0 KMM_DOC_ON_NODE="$here/kmm-node ssh" \
     test/docs/run-doc-blocks node "${docs[@]}"
 ) > "$out/docs.log" 2>&1 || { tail -n 40 "$out/docs.log"; fail "a node block of the docs failed (log: $out/docs.log)"; }
