@@ -31,7 +31,7 @@ export REGISTRY=registry.example.com/kmm TAG=v$version NEW_TAG=v$version-next
 export NAMESPACE=my-modules MODULE=my-driver NODE=$group-0
 export KMOD=my_driver RESOURCE=example.com/my-device DEVICE=my-device0
 
-pid= cordoned=
+pid='' cordoned=''
 cleanup() {
   if [[ -n $cordoned ]]; then kubectl uncordon "$cordoned" >/dev/null 2>&1 || true; fi
   if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
