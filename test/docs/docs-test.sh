@@ -68,6 +68,11 @@ if kubectl get node kmm-kubelet >/dev/null 2>&1; then
   cordoned=kmm-kubelet
 fi
 
+# The docs' Module selects node-role.kubernetes.io/worker: only this test's nodes may have it
+# (plan-test.sh's are deleted without waiting).
+no_other_workers() { [[ -z $(kubectl get nodes -l node-role.kubernetes.io/worker -o name) ]]; }
+wait_for 60 "other tests' nodes labelled node-role.kubernetes.io/worker to go" no_other_workers
+
 # Two worker nodes: a Debian and an Ubuntu kernel, both mapped by the docs' Module.
 worker_nodes() {  # worker_nodes COUNT PREFIX KERNEL...: kwok-nodes, labelled as the docs expect
   "$repo/test/cluster/kwok-nodes" "$@" | python3 -c '
