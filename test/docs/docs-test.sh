@@ -91,6 +91,11 @@ kmm-operator --kubeconfig "$KUBECONFIG" --metrics-bind-address 0 \
   --health-probe-bind-address "127.0.0.1:$probe_port" > "$work/operator.log" 2>&1 &
 pid=$!
 wait_for 60 "the operator's /readyz" curl -sf "http://127.0.0.1:$probe_port/readyz"
+# install.md waits for every Module in the cluster and deletes them all: another test's
+# Modules must be gone first (a test that stopped its operator before its namespace went leaves
+# them with their finalizers, which this operator now removes).
+no_modules() { [[ -z $(kubectl get modules -A -o name) ]]; }
+wait_for 120 "other tests' Modules to go ($(kubectl get modules -A -o name | head -n 3 | tr '\n' ' '))" no_modules
 
 # kmm installed, as install.md does it; install.md itself runs last, since it also removes kmm.
 "$repo/manifests/overlay-for" "$REGISTRY" "$TAG" "$WORKDIR/kmm" >/dev/null
