@@ -3,8 +3,9 @@
 
   doc_blocks.py script SUITE DOC...   the bash script that runs SUITE's blocks of the DOCs
   doc_blocks.py vars SUITE DOC...     the placeholder variables of the DOCs SUITE runs blocks of
-  doc_blocks.py check REPO            README.md and docs/**/*.md: every shell block has a known
-                                      info string and its doc is in test/docs/docs.list
+  doc_blocks.py check REPO            README.md, manifests/README.md and docs/**/*.md: every
+                                      shell block has a known info string and its doc is in
+                                      test/docs/docs.list
 
 The convention is at the top of run-doc-blocks and in docs/README.md.
 """
@@ -117,7 +118,8 @@ def check(repo):
               if l.strip() and not l.startswith("#")]
     problems = [f"test/docs/docs.list: {doc} does not exist"
                 for doc in listed if not (repo / doc).is_file()]
-    docs = [repo / "README.md"] + sorted((repo / "docs").rglob("*.md"))
+    docs = [repo / "README.md", repo / "manifests/README.md"] + sorted((repo / "docs").rglob("*.md"))
+    docs = [doc for doc in docs if doc.is_file()]
     for doc in docs:
         rel = str(doc.relative_to(repo))
         problems += [p.replace(str(doc), rel) for p in problems_of(doc)]
