@@ -5,7 +5,7 @@
   doc_blocks.py vars SUITE DOC...     the placeholder variables of the DOCs SUITE runs blocks of
   doc_blocks.py check REPO            README.md, manifests/README.md and docs/**/*.md: every
                                       shell block has a known info string and its doc is in
-                                      test/docs/docs.list
+                                      test/docs/docs.list; every relative link leads somewhere
 
 The convention is at the top of run-doc-blocks and in docs/README.md.
 """
@@ -112,6 +112,31 @@ def script(suite, paths):
     return "\n".join(out)
 
 
+def anchors(path):
+    """GitHub's anchors for the headings of a Markdown file."""
+    text = re.sub(r"^```.*?^```", "", pathlib.Path(path).read_text(), flags=re.S | re.M)
+    return {re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            for m in re.finditer(r"^#+\s+(.*)$", text, flags=re.M)}
+
+
+def link_problems(repo, doc):
+    """Relative links of doc whose file or heading does not exist."""
+    problems = []
+    text = re.sub(r"^\s*```.*?^\s*```", "", doc.read_text(), flags=re.S | re.M)
+    for m in re.finditer(r"\]\(([^)\s]+)\)", text):
+        link = m.group(1)
+        if re.match(r"^[a-z]+:", link):
+            continue
+        path, _, anchor = link.partition("#")
+        target = (doc.parent / path).resolve() if path else doc
+        rel = doc.relative_to(repo)
+        if not target.exists():
+            problems.append(f"{rel}: link {link}: no such file")
+        elif anchor and target.suffix == ".md" and anchor not in anchors(target):
+            problems.append(f"{rel}: link {link}: no such heading")
+    return problems
+
+
 def check(repo):
     repo = pathlib.Path(repo)
     listed = [l.strip() for l in (repo / "test/docs/docs.list").read_text().splitlines()
@@ -123,6 +148,7 @@ def check(repo):
     for doc in docs:
         rel = str(doc.relative_to(repo))
         problems += [p.replace(str(doc), rel) for p in problems_of(doc)]
+        problems += link_problems(repo, doc)
         runs = [line for line, info, _ in blocks(doc) if isinstance(run_spec(info), tuple)]
         if runs and rel not in listed:
             problems.append(f"{rel}: has shell blocks (line {runs[0]}) but is not in "
