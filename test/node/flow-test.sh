@@ -3,7 +3,8 @@
 # from images in the cluster's registry, the operator running as a pod on the qemu node, a
 # Module for kmm_ci_b (which needs kmm_ci_a) with the built-in device plugin, and a pod that
 # uses one of its devices. Every step checks what a user would look at: kubectl's output and
-# the node's /proc/modules.
+# the node's /proc/modules. Step 1b runs the docs' commands that need a real node
+# (test/docs/run-doc-blocks node).
 #
 #   flow-test.sh BUILD_DIR     (with the cluster and node up: kmm-test-cluster up --node)
 #
