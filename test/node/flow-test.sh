@@ -3,7 +3,8 @@
 # from images in the cluster's registry, the operator running as a pod on the qemu node, a
 # Module for kmm_ci_b (which needs kmm_ci_a) with the built-in device plugin, and a pod that
 # uses one of its devices. Every step checks what a user would look at: kubectl's output and
-# the node's /proc/modules.
+# the node's /proc/modules. Step 1b runs the docs' commands that need a real node
+# (test/docs/run-doc-blocks node).
 #
 #   flow-test.sh BUILD_DIR     (with the cluster and node up: kmm-test-cluster up --node)
 #
@@ -98,6 +99,20 @@ wait_for 60 "kubectl get modules to show 1 loaded" \
   bash -c "kubectl -n $ns get modules $module --no-headers | awk '{ exit !(\$4 == 1) }'"
 kubectl -n "$ns" get modules
 pass "kubectl get modules: $module loaded on 1 of 1 nodes"
+
+step "1b. The docs' commands that need a real node (test/docs/run-doc-blocks node)"
+# The ```sh node, ```sh cluster node and ```sh on-node blocks of the docs, with this Module
+# loaded: its placeholders name it, kmm-operator (for `plan`) comes from this build, and
+# on-node blocks go to the node through ssh.
+mkdir -p "$out/docs"
+(
+  cd "$repo"
+  mapfile -t docs < <(grep -v -e '^#' -e '^\s*$' test/docs/docs.list)
+  PATH="$build/bin:$PATH" WORKDIR=$out/docs NAMESPACE=$ns MODULE=$module NODE=$node KMOD=kmm_ci_b RESOURCE=$resource \
+    DEVICE=kmm-ci-a0 KMM_DOC_ON_NODE="$here/kmm-node ssh" \
+    test/docs/run-doc-blocks node "${docs[@]}"
+) > "$out/docs.log" 2>&1 || { tail -n 40 "$out/docs.log"; fail "a node block of the docs failed (log: $out/docs.log)"; }
+pass "every node block of the docs ran ($(grep -c '^--- ' "$out/docs.log") blocks; log: $out/docs.log)"
 
 step "2. A pod requesting one $resource gets exactly that device"
 consumer_pod() {
