@@ -35,9 +35,10 @@ pid='' cordoned=''
 cleanup() {
   if [[ -n $cordoned ]]; then kubectl uncordon "$cordoned" >/dev/null 2>&1 || true; fi
   if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
-  # Without the operator nobody removes the Modules' finalizers, which would hold the namespace.
-  for module in $(kubectl get modules -n "$NAMESPACE" -o name 2>/dev/null); do
-    kubectl patch -n "$NAMESPACE" "$module" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+  # Without the operator nobody removes the finalizers of the Modules and of the loader pods
+  # (kmm.sigs.x-k8s.io/unload-confirmed), which would hold the namespace.
+  for object in $(kubectl get modules,pods -n "$NAMESPACE" -o name 2>/dev/null); do
+    kubectl patch -n "$NAMESPACE" "$object" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
   done
   kubectl delete namespace "$NAMESPACE" kmm-system --wait=false >/dev/null 2>&1 || true
   kubectl delete clusterrole,clusterrolebinding -l app.kubernetes.io/part-of=kmm >/dev/null 2>&1 || true
