@@ -105,7 +105,8 @@ nlohmann::json TrimPod(nlohmann::json pod) {
 
 nlohmann::json TrimDaemonSet(nlohmann::json daemonset) {
   nlohmann::json trimmed = kube::KeepFields(
-      daemonset, {"/metadata/labels", "/status/desiredNumberScheduled", "/status/numberAvailable"});
+      daemonset, {"/metadata/labels", "/metadata/generation", "/status/observedGeneration",
+                  "/status/desiredNumberScheduled", "/status/numberAvailable"});
   const nlohmann::json& hash =
       kube::FieldAt(daemonset, {"metadata", "annotations", desired::kDesiredHashAnnotation});
   if (!hash.is_null())

@@ -16,6 +16,7 @@ namespace {
 
 using nlohmann::json;
 using ::testing::Contains;
+using testing::CurrentHashes;
 using ::testing::ElementsAre;
 using testing::Harness;
 using ::testing::HasSubstr;
@@ -244,6 +245,46 @@ TEST(ModuleLifecycleTest, AModuleWithOnlyADevicePluginRunsItWhereTheSelectorSays
   EXPECT_EQ(ConditionOf(status, "Ready")["status"], "True") << status.dump();
   EXPECT_EQ(status["devicePlugin"]["availableNumber"], 1);
   EXPECT_FALSE(Labels(client, "n1").contains(desired::ModuleReadyLabel("ns", "m")));
+}
+
+// A DaemonSet just created reports 0 of 0 until its controller has seen it: that is not "loaded
+// everywhere", and `kubectl wait --for condition=Ready` must not return then.
+TEST(ModuleLifecycleTest, ANewModuleIsNotReadyBeforeItsDaemonSetsReport) {
+  FakeKubeClient client;
+  client.Put(resources::kModules, Module());
+  client.Put(resources::kNodes, Node("n1", false));
+  ASSERT_TRUE(Harness(client).Reconcile().ok());
+  json ready = ConditionOf(StatusOf(client), "Ready");
+  EXPECT_EQ(ready["status"], "False") << ready.dump();
+  EXPECT_EQ(ready["reason"], "Progressing") << ready.dump();
+
+  // The DaemonSet as the API server stores it, before its controller has looked at it.
+  std::vector<json> daemonsets = Items(client, resources::kDaemonSets);
+  ASSERT_EQ(daemonsets.size(), 1u);
+  daemonsets[0]["metadata"]["generation"] = 1;
+  daemonsets[0]["status"] = json::object();
+  client.Put(resources::kDaemonSets, daemonsets[0]);
+  ASSERT_TRUE(Harness(client).Reconcile().ok());
+  ready = ConditionOf(StatusOf(client), "Ready");
+  EXPECT_EQ(ready["status"], "False") << ready.dump();
+
+  // Counts for an older generation are not this one's either.
+  daemonsets[0]["metadata"]["generation"] = 2;
+  daemonsets[0]["status"] = {
+      {"observedGeneration", 1}, {"desiredNumberScheduled", 1}, {"numberAvailable", 1}};
+  client.Put(resources::kDaemonSets, daemonsets[0]);
+  const auto [template_hash, kernel_hash] = CurrentHashes(client);
+  client.Put(resources::kPods, LoaderPod("p1", "n1", template_hash, kernel_hash));
+  ASSERT_TRUE(Harness(client).Reconcile().ok());
+  ready = ConditionOf(StatusOf(client), "Ready");
+  EXPECT_EQ(ready["status"], "False") << ready.dump();
+
+  daemonsets[0]["status"]["observedGeneration"] = 2;
+  client.Put(resources::kDaemonSets, daemonsets[0]);
+  ASSERT_TRUE(Harness(client).Reconcile().ok());
+  ready = ConditionOf(StatusOf(client), "Ready");
+  EXPECT_EQ(ready["status"], "True") << ready.dump();
+  EXPECT_EQ(ready["message"], "1 of 1 nodes loaded");
 }
 
 TEST(ModuleLifecycleTest, AFieldKmmDoesNotActOnIsNamedInAConditionAndAnEvent) {

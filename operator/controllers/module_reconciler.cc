@@ -626,18 +626,32 @@ absl::Status ModuleReconciler::SetNodeLabels(const api::Module& module,
 desired::RolloutState ModuleReconciler::Summarize(const Observed& observed, const Applied& applied,
                                                   const Rollout& rollout) {
   desired::RolloutState state;
+  state.in_transition = rollout.in_transition;
+  std::set<std::string> counted;
   for (const ObjectPtr& daemonset : observed.daemonsets) {
     const std::string ds_name(NameOf(*daemonset));
     if (!applied.wanted.contains(ds_name) && !applied.kept.contains(ds_name)) continue;
+    counted.insert(ds_name);
     const json status = daemonset->value("status", json::object());
+    // Until the DaemonSet controller has seen this generation, its counts are not the
+    // DaemonSet's (a new one reports 0 of 0, which would read as loaded everywhere).
+    const json& generation = kube::FieldAt(*daemonset, {"metadata", "generation"});
+    if (generation.is_number_integer() &&
+        status.value("observedGeneration", int64_t{0}) < generation.get<int64_t>()) {
+      state.in_transition = true;
+    }
     const bool loader = Label(*daemonset, desired::kComponentLabel) == desired::kLoaderComponent;
     (loader ? state.loaders_desired : state.plugins_desired) +=
         status.value("desiredNumberScheduled", 0);
     (loader ? state.loaders_available : state.plugins_available) +=
         status.value("numberAvailable", 0);
   }
+  // A DaemonSet applied in this reconcile that the cache has not shown yet: not counted, so
+  // the counts say nothing about it.
+  for (const std::string& name : applied.wanted) {
+    if (!counted.contains(name)) state.in_transition = true;
+  }
   state.outdated = static_cast<int>(rollout.outdated.size());
-  state.in_transition = rollout.in_transition;
   state.problems = rollout.problems;
   return state;
 }
