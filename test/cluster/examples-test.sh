@@ -2,15 +2,16 @@
 # The platform examples (manifests/examples/<platform>/) against the real API server and kwok
 # nodes carrying each platform's kernels, plus one kernel per platform that no mapping covers.
 # Usage: examples-test.sh KMM_OPERATOR CRD_YAML EXAMPLES_DIR
-#   1. `kubectl apply -k <platform> --dry-run=server` accepts every example, and each
-#      ConfigMap holds its directory's Dockerfile, ARGs after FROM;
+#   1. every example as `kubectl kustomize` renders it (what `kubectl apply -k` applies) passes
+#      a server-side dry run, and each ConfigMap holds its directory's Dockerfile, ARGs after
+#      FROM;
 #   2. `kmm-operator plan` plans a loader DaemonSet per covered kernel (the image tag and the
 #      module directory it copies), warns about the uncovered kernel and the build field, and
 #      the API server accepts the planned DaemonSets;
-#   3. one operator for all six namespaces: the loader DaemonSets for the covered kernels and no
-#      other, loader pods on exactly those nodes (not on a tainted control-plane node), and each
-#      Module's status, conditions (Degraded NoKernelMapping naming the kernel, Unsupported for
-#      build) and events.
+#   3. one operator for all six namespaces, the examples applied with `kubectl apply -k`: the
+#      loader DaemonSets for the covered kernels and no other, loader pods on exactly those
+#      nodes (not on a tainted control-plane node), and each Module's status, conditions
+#      (Degraded NoKernelMapping naming the kernel, Unsupported for build) and events.
 set -euo pipefail
 operator=$1 crd=$2 examples=$(cd "$3" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
