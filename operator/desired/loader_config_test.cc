@@ -59,6 +59,11 @@ std::vector<ModuleSource> RepositoryModules() {
         "manifests/crd/testdata/rarely_used_fields_module.json"}) {
     sources.push_back({path, ReadFile(root + "/" + path)});
   }
+  for (const char* platform : {"eks-amazonlinux", "eks-ubuntu", "gke-ubuntu", "gke-cos",
+                               "aks-ubuntu", "ubuntu-bare-metal"}) {
+    const std::string path = std::string("manifests/examples/") + platform + "/module.yaml";
+    sources.push_back({path, ReadFile(root + "/" + path)});
+  }
   sources.push_back({"test/node/sample-module", SampleModule()});
   return sources;
 }
@@ -66,7 +71,9 @@ std::vector<ModuleSource> RepositoryModules() {
 // Kernels to try: the mappings' literals and kernels their regexps are written for.
 std::vector<std::string> KernelsFor(const api::Module& module) {
   std::vector<std::string> kernels = {"5.15.0-43-generic", "5.4.196-108.356.amzn2.x86_64",
-                                      "5.4.0-1089-azure", "6.1.0-56-amd64", "6.8.0-1015-aws"};
+                                      "5.4.0-1089-azure",  "6.1.0-56-amd64",
+                                      "6.8.0-1015-aws",    "5.15.0-1040-aws",
+                                      "5.4.0-1049-gke",    "5.10.109+"};
   for (const api::KernelMapping& mapping : module.spec.module_loader->container.kernel_mappings) {
     if (!mapping.literal.empty()) kernels.push_back(mapping.literal);
   }

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# The platform examples (manifests/examples/<platform>/) against the real API server and kwok
+# nodes carrying each platform's kernels, plus one kernel per platform that no mapping covers.
+# Usage: examples-test.sh KMM_OPERATOR CRD_YAML EXAMPLES_DIR
+#   1. every example as `kubectl kustomize` renders it (what `kubectl apply -k` applies) passes
+#      a server-side dry run, and each ConfigMap holds its directory's Dockerfile, ARGs after
+#      FROM;
+#   2. `kmm-operator plan` plans a loader DaemonSet per covered kernel (the image tag and the
+#      module directory it copies), warns about the uncovered kernel and the build field, and
+#      the API server accepts the planned DaemonSets;
+#   3. one operator for all six namespaces, the examples applied with `kubectl apply -k`: the
+#      loader DaemonSets for the covered kernels and no other, loader pods on exactly those
+#      nodes (not on a tainted control-plane node), and each Module's status, conditions
+#      (Degraded NoKernelMapping naming the kernel, Unsupported for build) and events.
+set -euo pipefail
+operator=$1 crd=$2 examples=$(cd "$3" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/../lib/wait.sh"
+eval "$("$here/kmm-test-cluster" env)"
+work=$(mktemp -d)
+pid=
+
+# platform|node labels its selector needs|kernels a mapping covers|a kernel none covers
+platforms=(
+  "eks-amazonlinux|kubernetes.io/os=linux|5.4.196-108.356.amzn2.x86_64 5.4.181-99.354.amzn2.x86_64|5.10.184-175.731.amzn2.x86_64"
+  "eks-ubuntu|kubernetes.io/os=linux|5.15.0-1040-aws|5.4.0-1103-aws"
+  "gke-ubuntu|cloud.google.com/gke-os-distribution=ubuntu|5.4.0-1049-gke 5.4.0-1043-gke|5.15.0-1048-gke"
+  "gke-cos|cloud.google.com/gke-os-distribution=cos|5.10.109+|5.10.123+"
+  "aks-ubuntu|kubernetes.azure.com/os-sku=Ubuntu|5.4.0-1089-azure 5.4.0-1065-azure|5.15.0-1049-azure"
+  "ubuntu-bare-metal|kubernetes.io/os=linux|5.15.0-91-generic 5.15.0-43-generic|6.8.0-52-generic"
+)
+namespaces=()
+for spec in "${platforms[@]}"; do namespaces+=("kmm-example-${spec%%|*}"); done
+
+cleanup() {
+  [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  # Without the operator nothing removes the Modules' and loader pods' finalizers; the
+  # namespaces would hang. Deleted first, so that no new loader pod appears meanwhile.
+  for ns in "${namespaces[@]}"; do
+    kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+    for object in $(kubectl get modules,pods -n "$ns" -o name 2>/dev/null); do
+      kubectl patch -n "$ns" "$object" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+    done
+    # Their kwok nodes go too, so no kubelet would ever confirm the pods gone.
+    kubectl delete pods --all -n "$ns" --force --grace-period=0 --wait=false >/dev/null 2>&1 || true
+  done
+  kubectl delete nodes -l kmm.test/examples --wait=false >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+on_fail() {
+  if [[ -s $work/problems ]]; then echo "--- still wrong at the last check:"; cat "$work/problems"; fi
+  if [[ -f $work/operator.log ]]; then echo "--- operator log (last 30 lines):"; tail -n 30 "$work/operator.log"; fi
+  for ns in "${namespaces[@]}"; do
+    echo "--- $ns:"
+    kubectl get modules,ds,pods -n "$ns" -o wide 2>&1 | tail -n 12
+  done
+}
+
+kubectl apply --server-side -f "$crd" >/dev/null
+# The operator's default --priority-class, as manifests/ install it (shared, like the CRD).
+kubectl apply --server-side -f "$here/../../manifests/priority-class.yaml" >/dev/null
+kubectl wait --for condition=Established crd/modules.kmm.sigs.x-k8s.io --timeout 60s >/dev/null
+
+# Nodes kmm-ex-<platform>-<i>, one per kernel (the uncovered one last), with the labels the
+# platform's selector needs; ubuntu-bare-metal also gets a control-plane node on a covered
+# kernel, tainted as kubeadm does.
+for spec in "${platforms[@]}"; do
+  IFS='|' read -r platform _ covered uncovered <<< "$spec"
+  # shellcheck disable=SC2086
+  "$here/kwok-nodes" $(($(wc -w <<< "$covered") + 1)) "kmm-ex-$platform" $covered "$uncovered"
+  if [[ $platform == ubuntu-bare-metal ]]; then
+    "$here/kwok-nodes" 1 "kmm-ex-$platform" "${covered%% *}" |
+      sed "s/\"kmm-ex-$platform-0\"/\"kmm-ex-$platform-cp\"/; s|kwok://kmm-ex-$platform-0\"|kwok://kmm-ex-$platform-cp\"|"
+  fi
+done > "$work/nodes.txt"
+python3 - "$work/nodes.txt" "${platforms[@]}" > "$work/nodes.json" <<'PY'
+import json, sys
+text, specs = open(sys.argv[1]).read(), sys.argv[2:]
+labels = {}
+for spec in specs:
+    platform, pairs = spec.split("|")[:2]
+    labels["kmm-ex-" + platform] = dict(pair.split("=", 1) for pair in pairs.split(","))
+decoder, items, at = json.JSONDecoder(), [], 0
+while at < len(text):  # kwok-nodes prints one List per call
+    if text[at].isspace():
+        at += 1
+        continue
+    node_list, at = decoder.raw_decode(text, at)
+    items += node_list["items"]
+for node in items:
+    meta = node["metadata"]
+    meta["labels"].update(labels[meta["labels"]["kmm.test/group"]])
+    meta["labels"]["kmm.test/examples"] = ""
+    if meta["name"].endswith("-cp"):
+        meta["labels"]["node-role.kubernetes.io/control-plane"] = ""
+        node["spec"]["taints"] = [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+json.dump({"apiVersion": "v1", "kind": "List", "items": items}, sys.stdout)
+PY
+kubectl create -f "$work/nodes.json" >/dev/null
+
+# What the checks below know of each platform, for python.
+python3 - "${platforms[@]}" > "$work/platforms.json" <<'PY'
+import json, sys
+out = []
+for spec in sys.argv[1:]:
+    platform, _, covered, uncovered = spec.split("|")
+    out.append({"platform": platform, "ns": "kmm-example-" + platform,
+                "covered": covered.split(), "uncovered": uncovered})
+json.dump(out, sys.stdout)
+PY
+
+# 1. kubectl apply -k, server-side dry run: what `kubectl kustomize` renders for each example
+# (the namespaces must exist for a dry run of what goes in them: those are created first).
+for spec in "${platforms[@]}"; do
+  platform=${spec%%|*}
+  kubectl kustomize "$examples/$platform" > "$work/rendered-$platform.yaml" ||
+    fail "$platform: kubectl kustomize failed"
+done
+python3 - "$work/platforms.json" "$work" "$examples" > "$work/namespaces.json" <<'PY' || fail "a rendered example is wrong"
+import json, sys, yaml
+platforms, work, examples = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+namespaces = []
+for p in platforms:
+    name = p["platform"]
+    docs = [d for d in yaml.safe_load_all(open(f"{work}/rendered-{name}.yaml")) if d]
+    by_kind = {d["kind"]: d for d in docs}
+    assert sorted(by_kind) == ["ConfigMap", "Module", "Namespace", "Pod"] and len(docs) == 4, (name, sorted(d["kind"] for d in docs))
+    assert all(d["metadata"].get("namespace", p["ns"]) == p["ns"] for d in docs), name
+    assert by_kind["Namespace"]["metadata"]["name"] == p["ns"], name
+    dockerfile = by_kind["ConfigMap"]["data"]["dockerfile"]
+    assert dockerfile == open(f"{examples}/{name}/Dockerfile").read(), f"{name}: the ConfigMap does not hold the Dockerfile"
+    build = by_kind["Module"]["spec"]["moduleLoader"]["container"]["build"]
+    assert build["dockerfileConfigMap"]["name"] == by_kind["ConfigMap"]["metadata"]["name"], name
+    # An ARG before the first FROM is visible to FROM lines only: RUN would see it empty.
+    instructions = [l.split()[0].upper() for l in dockerfile.splitlines()
+                    if l.strip() and not l.startswith((" ", "#"))]
+    assert instructions[0] == "FROM", f"{name}: {instructions[0]} before the first FROM"
+    assert "ARG" in instructions, f"{name}: the Dockerfile takes no build argument"
+    limits = by_kind["Pod"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"example.com/kmm-ci-a": 1}, (name, limits)
+    namespaces.append(by_kind["Namespace"])
+json.dump({"apiVersion": "v1", "kind": "List", "items": namespaces}, sys.stdout)
+PY
+kubectl apply -f "$work/namespaces.json" >/dev/null
+files=()
+for rendered in "$work"/rendered-*.yaml; do files+=(-f "$rendered"); done
+kubectl apply --dry-run=server "${files[@]}" > "$work/dry-run" 2>&1 ||
+  fail "the API server rejected an example: $(cat "$work/dry-run")"
+echo "ok: kubectl apply -k --dry-run=server accepts all ${#platforms[@]} examples"
+
+# 2. kmm-operator plan on each platform's nodes.
+kubectl get nodes -l kmm.test/examples -o json > "$work/all-nodes.json"
+python3 - "$work/all-nodes.json" "$work" <<'PY'
+import json, sys, collections
+groups = collections.defaultdict(list)
+for node in json.load(open(sys.argv[1]))["items"]:
+    groups[node["metadata"]["labels"]["kmm.test/group"]].append(node)
+for group, items in groups.items():
+    json.dump({"apiVersion": "v1", "kind": "List", "items": items}, open(f"{sys.argv[2]}/nodes-{group}.json", "w"))
+PY
+for spec in "${platforms[@]}"; do
+  platform=${spec%%|*}
+  "$operator" plan --module "$examples/$platform/module.yaml" --nodes "$work/nodes-kmm-ex-$platform.json" \
+    -o json > "$work/plan-$platform.json" 2> "$work/warnings-$platform" ||
+    fail "$platform: kmm-operator plan failed: $(cat "$work/warnings-$platform")"
+done
+python3 - "$work/platforms.json" "$work" > "$work/daemonsets.jsonl" <<'PY' || fail "unexpected plan"
+import json, sys
+platforms, work = json.load(open(sys.argv[1])), sys.argv[2]
+for p in platforms:
+    name, covered, uncovered = p["platform"], p["covered"], p["uncovered"]
+    warnings = open(f"{work}/warnings-{name}").read()
+    unmapped = f"kmm-ex-{name}-{len(covered)}"  # the last node
+    for expected in [f"no kernel mapping matches kernel {uncovered} (nodes: {unmapped})",
+                     "spec.moduleLoader.container.build is not supported yet",
+                     f"expected status: Degraded=True NoKernelMapping: no kernel mapping for kernel {uncovered} (nodes: {unmapped})",
+                     "expected status: Unsupported=True FieldNotSupportedYet",
+                     f'"desiredNumber":{len(covered)}']:
+        assert expected in warnings, f"{name}: plan did not say {expected!r}:\n{warnings}"
+    items = json.load(open(f"{work}/plan-{name}.json"))["items"]
+    ds = [i for i in items if i["kind"] == "DaemonSet"]
+    by_label = {d["spec"]["template"]["spec"]["nodeSelector"]["kmm.node.kubernetes.io/kernel-version.full"]: d for d in ds}
+    # The label and the image tag drop COS's trailing '+'; the module directory keeps it (uname -r).
+    assert sorted(by_label) == sorted(k.rstrip("+") for k in covered), (name, sorted(by_label))
+    for kernel in covered:
+        spec = by_label[kernel.rstrip("+")]["spec"]["template"]["spec"]
+        copy = [c for c in spec["initContainers"] if c["name"] == "copy-modules"][0]
+        assert copy["image"] == "registry.example.com/kmm-examples/kmm-ci-a:" + kernel.rstrip("+"), (name, copy["image"])
+        assert copy["command"][1] == "/opt/lib/modules/" + kernel, (name, copy["command"])
+        assert spec["hostNetwork"] is True, name  # the built-in device plugin
+    for d in ds:
+        # The Module was never created, so its uid, which the owner reference needs, is made up.
+        d["metadata"]["ownerReferences"][0]["uid"] = "2b1f4c1e-0000-4000-8000-000000000001"
+        print(json.dumps(d))
+PY
+kubectl create --dry-run=server -f "$work/daemonsets.jsonl" > "$work/ds-dry-run" 2>&1 ||
+  fail "the API server rejected the planned DaemonSets: $(cat "$work/ds-dry-run")"
+echo "ok: kmm-operator plan: a DaemonSet per covered kernel, the uncovered kernel and build reported"
+
+# 3. The operator, for all six namespaces at once. The examples are applied with one
+# kubectl apply -k of overlays that only add the platform's node group to the selector (three
+# examples select every Linux node).
+probe_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$operator" --kubeconfig "$KUBECONFIG" --namespace "$(IFS=,; echo "${namespaces[*]}")" \
+  --loader-image kmm-loader:test --metrics-bind-address 0 \
+  --health-probe-bind-address "127.0.0.1:$probe_port" > "$work/operator.log" 2>&1 &
+pid=$!
+wait_for 60 "the operator's /readyz" curl -sf "http://127.0.0.1:$probe_port/readyz"
+started=$SECONDS
+mkdir -p "$work/overlays"
+echo "resources:" > "$work/overlays/kustomization.yaml"
+for spec in "${platforms[@]}"; do
+  platform=${spec%%|*}
+  mkdir -p "$work/overlays/$platform"
+  echo "- $platform" >> "$work/overlays/kustomization.yaml"
+  cat > "$work/overlays/$platform/kustomization.yaml" <<YAML
+resources:
+- $(realpath --relative-to "$work/overlays/$platform" "$examples/$platform")
+patches:
+- target: {kind: Module, name: kmm-ci-a}
+  patch: |
+    - {op: add, path: /spec/selector/kmm.test~1group, value: kmm-ex-$platform}
+YAML
+done
+kubectl apply -k "$work/overlays" > "$work/apply" 2>&1 || fail "kubectl apply -k failed: $(cat "$work/apply")"
+
+# Every platform at once: loader DaemonSets for the covered kernels only, their pods on exactly
+# those nodes, the Module's status and its events. What is still wrong goes to $work/problems.
+cat > "$work/check-operator.py" <<'PY'
+import json, sys, collections
+platforms = json.load(open(sys.argv[1]))
+objects = json.load(open(sys.argv[2]))["items"]
+events = json.load(open(sys.argv[3]))["items"]
+problems = []
+for p in platforms:
+    name, ns, covered, uncovered = p["platform"], p["ns"], p["covered"], p["uncovered"]
+    mine = [o for o in objects if o["metadata"].get("namespace") == ns]
+    def loader(o):
+        return o["metadata"].get("labels", {}).get("kmm.sigs.x-k8s.io/component") == "loader"
+    kernel_label = "kmm.node.kubernetes.io/kernel-version.full"
+    ds = sorted(o["metadata"]["labels"][kernel_label] for o in mine if o["kind"] == "DaemonSet" and loader(o))
+    want_ds = sorted(k.rstrip("+") for k in covered)
+    if ds != want_ds:
+        problems.append(f"{name}: loader DaemonSets for {ds}, want {want_ds}")
+    placement = collections.defaultdict(list)
+    for pod in mine:
+        if pod["kind"] == "Pod" and loader(pod) and "deletionTimestamp" not in pod["metadata"]:
+            placement[pod["spec"]["nodeSelector"][kernel_label]].append(pod["spec"].get("nodeName", "?"))
+    placement = {k: sorted(v) for k, v in placement.items()}
+    want_placement = {k.rstrip("+"): [f"kmm-ex-{name}-{i}"] for i, k in enumerate(covered)}
+    if placement != want_placement:
+        problems.append(f"{name}: loader pods {placement}, want {want_placement}")
+    module = [o for o in mine if o["kind"] == "Module"]
+    s = module[0].get("status", {}) if module else {}
+    c = {x["type"]: x for x in s.get("conditions", [])}
+    n = len(covered)
+    counts = {"nodesMatchingSelectorNumber": n + 1, "desiredNumber": n, "availableNumber": n}
+    if s.get("moduleLoader") != counts:  # the tainted control-plane node is not counted
+        problems.append(f"{name}: moduleLoader {s.get('moduleLoader')}, want {counts}")
+    degraded = c.get("Degraded", {})
+    unmapped = f"no kernel mapping for kernel {uncovered} (nodes: kmm-ex-{name}-{n})"
+    if (degraded.get("status"), degraded.get("reason")) != ("True", "NoKernelMapping") or unmapped not in degraded.get("message", ""):
+        problems.append(f"{name}: Degraded is {degraded}, want NoKernelMapping saying {unmapped!r}")
+    unsupported = c.get("Unsupported", {})
+    if (unsupported.get("status"), unsupported.get("reason")) != ("True", "FieldNotSupportedYet") or \
+            "spec.moduleLoader.container.build" not in unsupported.get("message", ""):
+        problems.append(f"{name}: Unsupported is {unsupported}, want FieldNotSupportedYet for build")
+    if c.get("Progressing", {}).get("status") != "False":
+        problems.append(f"{name}: Progressing is {c.get('Progressing')}")
+    reasons = collections.defaultdict(str)
+    for e in events:
+        if e["metadata"]["namespace"] == ns and e["involvedObject"]["name"] == "kmm-ci-a":
+            reasons[e["reason"]] += e.get("message", "")
+    if uncovered not in reasons["NoKernelMapping"]:
+        problems.append(f"{name}: no NoKernelMapping event naming {uncovered}")
+    if "spec.moduleLoader.container.build" not in reasons["FieldNotSupportedYet"]:
+        problems.append(f"{name}: no FieldNotSupportedYet event for build")
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+PY
+operator_state_is_right() {
+  kubectl get modules,daemonsets,pods -A -o json > "$work/state.json" &&
+    kubectl get events -A --field-selector involvedObject.kind=Module -o json > "$work/events.json" &&
+    python3 "$work/check-operator.py" "$work/platforms.json" "$work/state.json" "$work/events.json" > "$work/problems"
+}
+wait_interval=1 wait_for 90 "each example's loader DaemonSets, pods, status and events" operator_state_is_right
+for spec in "${platforms[@]}"; do
+  IFS='|' read -r platform _ covered uncovered <<< "$spec"
+  echo "ok: $platform: loaders for $covered only; $uncovered reported; build Unsupported"
+done
+echo "operator phase: $((SECONDS - started))s"
+echo PASS
