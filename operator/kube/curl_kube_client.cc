@@ -158,21 +158,31 @@ std::string CurlKubeClient::BearerToken() {
   return token_.empty() ? config_.token : token_;
 }
 
-absl::StatusOr<CurlKubeClient::Credentials> CurlKubeClient::CurrentCredentials() {
+CurlKubeClient::Credentials CurlKubeClient::ExecCredentials(
+    std::shared_ptr<const ExecCredential> exec) const {
   Credentials credentials;
-  if (!config_.client_cert_pem.empty()) {
-    credentials.client_cert_pem = &config_.client_cert_pem;
-    credentials.client_key_pem = &config_.client_key_pem;
-  }
-  if (config_.exec_credentials == nullptr) {
-    credentials.bearer_token = BearerToken();
-    return credentials;
-  }
-  ASSIGN_OR_RETURN(credentials.exec, config_.exec_credentials->Get());
+  credentials.exec = std::move(exec);
   credentials.bearer_token = credentials.exec->token;
   if (!credentials.exec->client_cert_pem.empty()) {
     credentials.client_cert_pem = &credentials.exec->client_cert_pem;
     credentials.client_key_pem = &credentials.exec->client_key_pem;
+  } else if (!config_.client_cert_pem.empty()) {
+    credentials.client_cert_pem = &config_.client_cert_pem;
+    credentials.client_key_pem = &config_.client_key_pem;
+  }
+  return credentials;
+}
+
+absl::StatusOr<CurlKubeClient::Credentials> CurlKubeClient::CurrentCredentials() {
+  if (config_.exec_credentials != nullptr) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const ExecCredential> exec, config_.exec_credentials->Get());
+    return ExecCredentials(std::move(exec));
+  }
+  Credentials credentials;
+  credentials.bearer_token = BearerToken();
+  if (!config_.client_cert_pem.empty()) {
+    credentials.client_cert_pem = &config_.client_cert_pem;
+    credentials.client_key_pem = &config_.client_key_pem;
   }
   return credentials;
 }
@@ -187,9 +197,7 @@ absl::StatusOr<std::optional<CurlKubeClient::Credentials>> CurlKubeClient::Refre
                     "the API server refused the credential (401 Unauthorized) and getting a new "
                     "one failed");
   }
-  // CurrentCredentials now returns the new one (the provider cached it).
-  ASSIGN_OR_RETURN(Credentials credentials, CurrentCredentials());
-  return credentials;
+  return ExecCredentials(*std::move(fresh));
 }
 
 std::unique_ptr<CurlKubeClient::EasyHandle> CurlKubeClient::AcquireHandle() {
@@ -323,8 +331,8 @@ absl::StatusOr<nlohmann::json> CurlKubeClient::Call(const Request& request) {
   for (int attempt = 0;; ++attempt) {
     ASSIGN_OR_RETURN(Response response, PerformOnce(request, credentials));
     if (response.http_code == 401 && !refreshed) {
-      // Once: a plugin whose new credential is refused too has a problem asking again
-      // will not fix.
+      // Only once: when the new credential is refused too, asking the plugin again will
+      // not help.
       refreshed = true;
       ASSIGN_OR_RETURN(std::optional<Credentials> fresh, RefreshedCredentials(credentials));
       if (fresh.has_value()) {

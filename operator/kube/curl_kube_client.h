@@ -104,6 +104,8 @@ class CurlKubeClient final : public KubeClient {
   // What to authenticate the next request with: the exec plugin's credential (cached by its
   // provider), else the configured client certificate and bearer token.
   absl::StatusOr<Credentials> CurrentCredentials();
+  // `exec` (from the plugin) with the configured client certificate when it has none.
+  Credentials ExecCredentials(std::shared_ptr<const ExecCredential> exec) const;
   // After a 401 with `rejected`: the exec plugin's next credential, or nothing when there is
   // no plugin (a fixed credential will not get better by asking again).
   absl::StatusOr<std::optional<Credentials>> RefreshedCredentials(const Credentials& rejected);

@@ -275,14 +275,17 @@ TEST(CurlKubeClientTest, CountsRequestsByVerbAndCode) {
   EXPECT_THAT(text, HasSubstr("kmm_api_requests_total{verb=\"create\",code=\"200\"} 1"));
 }
 
-// An exec plugin (a real script) printing "token-<run>"; the runs are counted in `dir`.
-std::shared_ptr<ExecCredentialProvider> TokenPlugin(const testing::TempDir& dir, Clock& clock) {
+// An exec plugin (a real script) printing "token-<run>", expiring at `expiry` if given; the
+// runs are counted in `dir`.
+std::shared_ptr<ExecCredentialProvider> TokenPlugin(const testing::TempDir& dir, Clock& clock,
+                                                    std::string expiry = "") {
+  if (!expiry.empty()) expiry = fmt::format(R"(,\"expirationTimestamp\":\"{}\")", expiry);
   const std::string script = dir.WriteFile("plugin", fmt::format(R"(#!/bin/sh
 echo run >> {0}/runs
 n=$(wc -l < {0}/runs)
-echo "{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"token-$n\"}}}}"
+echo "{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"token-$n\"{1}}}}}"
 )",
-                                                                  dir.path()));
+                                                                  dir.path(), expiry));
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
   ExecConfig config;
   config.api_version = std::string(kExecApiV1beta1);
@@ -331,6 +334,21 @@ TEST(CurlKubeClientExecTest, RunsThePluginAgainOnceOn401AndRetries) {
   ASSERT_TRUE(client->Create(resources::kConfigMaps, "ns", kObject).ok());
   EXPECT_EQ(server.recorded()[2].authorization, "Bearer token-2");
   EXPECT_EQ(Runs(dir), 2);
+}
+
+TEST(CurlKubeClientExecTest, TheCredentialGotAfterA401IsUsedEvenIfAboutToExpire) {
+  ScriptedServer server;
+  FakeClock clock;
+  testing::TempDir dir;
+  RestConfig config;
+  // Already within the provider's refresh margin when it is printed.
+  config.exec_credentials = TokenPlugin(
+      dir, clock, absl::FormatTime(absl::RFC3339_sec, clock.Now(), absl::UTCTimeZone()));
+  auto client = ClientFor(server, clock, config);
+  server.Then(kUnauthorized);
+  ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
+  EXPECT_EQ(server.recorded()[1].authorization, "Bearer token-2");
+  EXPECT_EQ(Runs(dir), 2);  // not a third run for the retry
 }
 
 TEST(CurlKubeClientExecTest, ASecond401IsReturnedNamingThePluginNotRetriedInALoop) {
