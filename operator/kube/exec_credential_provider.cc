@@ -191,14 +191,16 @@ absl::StatusOr<std::string> ExecCredentialProvider::ResolveCommand() const {
   while (start <= search.size()) {
     size_t end = search.find(':', start);
     if (end == std::string::npos) end = search.size();
-    std::string dir = search.substr(start, end - start);
-    if (dir.empty()) dir = ".";
+    const std::string dir = search.substr(start, end - start);
+    start = end + 1;
+    // Not the working directory (an empty or relative entry; kubectl refuses those too):
+    // which program runs must not depend on where the operator was started.
+    if (dir.empty() || dir.front() != '/') continue;
     const std::string candidate = dir + "/" + config_.command;
     std::error_code error;
     if (access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate, error)) {
       return candidate;
     }
-    start = end + 1;
   }
   return not_found(fmt::format("searched PATH={}", search));
 }

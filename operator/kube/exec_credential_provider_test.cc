@@ -272,6 +272,19 @@ TEST_F(PluginTest, FindsABareCommandInPath) {
   EXPECT_EQ((*credential)->token, "token-1");
 }
 
+TEST_F(PluginTest, RelativePathEntriesAreNotSearched) {
+  TokenPlugin("bin/kmm-test-get-token");
+  const std::string old_path = std::getenv("PATH");
+  const std::filesystem::path old_dir = std::filesystem::current_path();
+  std::filesystem::current_path(dir_.path());
+  setenv("PATH", ":bin", 1);
+  ExecCredentialProvider provider(V1Config("kmm-test-get-token"), RealProcessRunner(), clock_);
+  absl::Status status = provider.CheckCommand();
+  setenv("PATH", old_path.c_str(), 1);
+  std::filesystem::current_path(old_dir);
+  EXPECT_TRUE(absl::IsNotFound(status)) << status;
+}
+
 TEST_F(PluginTest, AMissingCommandIsNamedWithTheInstallHint) {
   ExecConfig config = V1Config("kmm-no-such-plugin");
   config.install_hint = "kmm-no-such-plugin is needed to use this kubeconfig; see example.org\n";
