@@ -90,6 +90,15 @@ struct CurlKubeClient::Request {
   std::string content_type = "application/json";
 };
 
+// How one request authenticates. The PEM pointers point into config_ or into `exec`, which
+// this keeps alive.
+struct CurlKubeClient::Credentials {
+  std::string bearer_token;  // empty: none
+  const std::string* client_cert_pem = nullptr;
+  const std::string* client_key_pem = nullptr;
+  std::shared_ptr<const ExecCredential> exec;  // when an exec plugin gave them
+};
+
 struct CurlKubeClient::Response {
   long http_code = 0;
   std::string body;
@@ -106,6 +115,10 @@ absl::StatusOr<std::unique_ptr<CurlKubeClient>> CurlKubeClient::Create(RestConfi
   }
   std::unique_ptr<CurlKubeClient> client(
       new CurlKubeClient(std::move(config), std::move(options), clock));
+  if (client->config_.exec_credentials != nullptr) {
+    // Not run yet (that waits for the first request), but a missing plugin is reported now.
+    RETURN_IF_ERROR(client->config_.exec_credentials->CheckCommand());
+  }
   if (!client->config_.token_file.empty()) {
     std::ifstream in(client->config_.token_file);
     if (!in) {
@@ -145,6 +158,48 @@ std::string CurlKubeClient::BearerToken() {
   return token_.empty() ? config_.token : token_;
 }
 
+CurlKubeClient::Credentials CurlKubeClient::ExecCredentials(
+    std::shared_ptr<const ExecCredential> exec) const {
+  Credentials credentials;
+  credentials.exec = std::move(exec);
+  credentials.bearer_token = credentials.exec->token;
+  if (!credentials.exec->client_cert_pem.empty()) {
+    credentials.client_cert_pem = &credentials.exec->client_cert_pem;
+    credentials.client_key_pem = &credentials.exec->client_key_pem;
+  } else if (!config_.client_cert_pem.empty()) {
+    credentials.client_cert_pem = &config_.client_cert_pem;
+    credentials.client_key_pem = &config_.client_key_pem;
+  }
+  return credentials;
+}
+
+absl::StatusOr<CurlKubeClient::Credentials> CurlKubeClient::CurrentCredentials() {
+  if (config_.exec_credentials != nullptr) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const ExecCredential> exec, config_.exec_credentials->Get());
+    return ExecCredentials(std::move(exec));
+  }
+  Credentials credentials;
+  credentials.bearer_token = BearerToken();
+  if (!config_.client_cert_pem.empty()) {
+    credentials.client_cert_pem = &config_.client_cert_pem;
+    credentials.client_key_pem = &config_.client_key_pem;
+  }
+  return credentials;
+}
+
+absl::StatusOr<std::optional<CurlKubeClient::Credentials>> CurlKubeClient::RefreshedCredentials(
+    const Credentials& rejected) {
+  if (config_.exec_credentials == nullptr || rejected.exec == nullptr) return std::nullopt;
+  absl::StatusOr<std::shared_ptr<const ExecCredential>> fresh =
+      config_.exec_credentials->Refresh(*rejected.exec);
+  if (!fresh.ok()) {
+    return Annotate(fresh.status(),
+                    "the API server refused the credential (401 Unauthorized) and getting a new "
+                    "one failed");
+  }
+  return ExecCredentials(*std::move(fresh));
+}
+
 std::unique_ptr<CurlKubeClient::EasyHandle> CurlKubeClient::AcquireHandle() {
   {
     absl::MutexLock lock(&pool_mu_);
@@ -171,7 +226,8 @@ std::string CurlKubeClient::Url(const std::string& path,
   return url;
 }
 
-void CurlKubeClient::ConfigureConnection(void* handle, const std::string& url) {
+void CurlKubeClient::ConfigureConnection(void* handle, const std::string& url,
+                                         const Credentials& credentials) {
   CURL* curl = static_cast<CURL*>(handle);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
@@ -190,11 +246,13 @@ void CurlKubeClient::ConfigureConnection(void* handle, const std::string& url) {
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  if (!config_.client_cert_pem.empty()) {
-    curl_blob cert{const_cast<char*>(config_.client_cert_pem.data()),
-                   config_.client_cert_pem.size(), CURL_BLOB_COPY};
-    curl_blob key{const_cast<char*>(config_.client_key_pem.data()), config_.client_key_pem.size(),
-                  CURL_BLOB_COPY};
+  if (credentials.client_cert_pem != nullptr) {
+    // libcurl reuses a pooled connection only for the same certificate, so a new one from the
+    // exec plugin gets a new TLS session.
+    const std::string& cert_pem = *credentials.client_cert_pem;
+    const std::string& key_pem = *credentials.client_key_pem;
+    curl_blob cert{const_cast<char*>(cert_pem.data()), cert_pem.size(), CURL_BLOB_COPY};
+    curl_blob key{const_cast<char*>(key_pem.data()), key_pem.size(), CURL_BLOB_COPY};
     curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
     curl_easy_setopt(curl, CURLOPT_SSLCERT_BLOB, &cert);
     curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
@@ -223,15 +281,16 @@ size_t CollectRetryAfter(char* data, size_t size, size_t count, void* user) {
 
 }  // namespace
 
-absl::StatusOr<CurlKubeClient::Response> CurlKubeClient::PerformOnce(const Request& request) {
+absl::StatusOr<CurlKubeClient::Response> CurlKubeClient::PerformOnce(
+    const Request& request, const Credentials& credentials) {
   std::unique_ptr<EasyHandle> handle = AcquireHandle();
   CURL* curl = handle->get();
   if (curl == nullptr) return absl::ResourceExhaustedError("curl_easy_init failed");
-  ConfigureConnection(curl, request.url);
+  ConfigureConnection(curl, request.url, credentials);
   HeaderList headers;
   headers.Add("Accept: application/json");
-  if (std::string token = BearerToken(); !token.empty()) {
-    headers.Add("Authorization: Bearer " + token);
+  if (!credentials.bearer_token.empty()) {
+    headers.Add("Authorization: Bearer " + credentials.bearer_token);
   }
   if (request.body) headers.Add("Content-Type: " + request.content_type);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
@@ -267,8 +326,20 @@ absl::StatusOr<CurlKubeClient::Response> CurlKubeClient::PerformOnce(const Reque
 }
 
 absl::StatusOr<nlohmann::json> CurlKubeClient::Call(const Request& request) {
+  ASSIGN_OR_RETURN(Credentials credentials, CurrentCredentials());
+  bool refreshed = false;
   for (int attempt = 0;; ++attempt) {
-    ASSIGN_OR_RETURN(Response response, PerformOnce(request));
+    ASSIGN_OR_RETURN(Response response, PerformOnce(request, credentials));
+    if (response.http_code == 401 && !refreshed) {
+      // Only once: when the new credential is refused too, asking the plugin again will
+      // not help.
+      refreshed = true;
+      ASSIGN_OR_RETURN(std::optional<Credentials> fresh, RefreshedCredentials(credentials));
+      if (fresh.has_value()) {
+        credentials = std::move(*fresh);
+        continue;
+      }
+    }
     if (response.http_code >= 200 && response.http_code < 300) {
       if (response.body.empty()) return nlohmann::json::object();
       nlohmann::json parsed =
@@ -289,9 +360,21 @@ absl::StatusOr<nlohmann::json> CurlKubeClient::Call(const Request& request) {
       clock_.SleepFor(wait);
       continue;
     }
-    return ApiErrorFromResponse(static_cast<int>(response.http_code), response.body,
-                                response.retry_after);
+    return ExplainRefusal(ApiErrorFromResponse(static_cast<int>(response.http_code), response.body,
+                                               response.retry_after),
+                          credentials);
   }
+}
+
+absl::Status CurlKubeClient::ExplainRefusal(absl::Status status,
+                                            const Credentials& credentials) const {
+  if (status.code() != absl::StatusCode::kUnauthenticated || credentials.exec == nullptr) {
+    return status;
+  }
+  return Annotate(status, fmt::format("{}: credential plugin {}: the API server refused the "
+                                      "credential it gave, also after running it again",
+                                      config_.exec_credentials->config().origin,
+                                      config_.exec_credentials->config().command));
 }
 
 absl::StatusOr<nlohmann::json> CurlKubeClient::Get(const Resource& resource, std::string_view ns,
@@ -485,18 +568,35 @@ absl::Status CurlKubeClient::Watch(const Resource& resource, std::string_view ns
     query.push_back(QueryParam("timeoutSeconds", std::to_string(options.timeout_seconds)));
   }
   const std::string url = Url(CollectionPath(resource, ns), query);
+  ASSIGN_OR_RETURN(Credentials credentials, CurrentCredentials());
+  long http_code = 0;
+  absl::Status status = WatchOnce(url, credentials, on_event, cancel, &http_code);
+  if (http_code == 401 && !cancel.cancelled()) {
+    // As for other requests: one new credential from the exec plugin, one more try.
+    ASSIGN_OR_RETURN(std::optional<Credentials> fresh, RefreshedCredentials(credentials));
+    if (fresh.has_value()) {
+      status = WatchOnce(url, *fresh, on_event, cancel, &http_code);
+      return ExplainRefusal(status, *fresh);
+    }
+  }
+  return status;
+}
 
+absl::Status CurlKubeClient::WatchOnce(const std::string& url, const Credentials& credentials,
+                                       const WatchCallback& on_event, const Cancellation& cancel,
+                                       long* http_code) {
+  *http_code = 0;
   EasyHandle handle;
   MultiHandle multi;
   if (handle.get() == nullptr || multi.get() == nullptr) {
     return absl::ResourceExhaustedError("curl_easy_init or curl_multi_init failed");
   }
   CURL* curl = handle.get();
-  ConfigureConnection(curl, url);
+  ConfigureConnection(curl, url, credentials);
   HeaderList headers;
   headers.Add("Accept: application/json");
-  if (std::string token = BearerToken(); !token.empty()) {
-    headers.Add("Authorization: Bearer " + token);
+  if (!credentials.bearer_token.empty()) {
+    headers.Add("Authorization: Bearer " + credentials.bearer_token);
   }
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
@@ -533,6 +633,7 @@ absl::Status CurlKubeClient::Watch(const Resource& resource, std::string_view ns
   cancel.Remove(wakeup_id);
   curl_multi_remove_handle(multi.get(), curl);
   if (transfer.http_code == 0) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &transfer.http_code);
+  *http_code = transfer.http_code;
   if (options_.observer != nullptr) {
     options_.observer->OnRequest("watch", static_cast<int>(transfer.http_code));
   }

@@ -5,6 +5,7 @@
 #define KMM_OPERATOR_KUBE_CURL_KUBE_CLIENT_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,15 +86,31 @@ class CurlKubeClient final : public KubeClient {
  private:
   struct Response;
   struct Request;
+  struct Credentials;
   class EasyHandle;
 
   CurlKubeClient(RestConfig config, ClientOptions options, Clock& clock);
 
-  // One request with retries on 429; API errors become Status values.
+  // One request with retries on 429, and one retry with a new credential from the exec
+  // plugin on 401; API errors become Status values.
   absl::StatusOr<nlohmann::json> Call(const Request& request);
-  absl::StatusOr<Response> PerformOnce(const Request& request);
-  void ConfigureConnection(void* curl, const std::string& url);
+  absl::StatusOr<Response> PerformOnce(const Request& request, const Credentials& credentials);
+  // One watch request until it ends; `http_code` is the response's status (0: none).
+  absl::Status WatchOnce(const std::string& url, const Credentials& credentials,
+                         const WatchCallback& on_event, const Cancellation& cancel,
+                         long* http_code);
+  void ConfigureConnection(void* curl, const std::string& url, const Credentials& credentials);
   std::string Url(const std::string& path, const std::vector<std::string>& query) const;
+  // What to authenticate the next request with: the exec plugin's credential (cached by its
+  // provider), else the configured client certificate and bearer token.
+  absl::StatusOr<Credentials> CurrentCredentials();
+  // `exec` (from the plugin) with the configured client certificate when it has none.
+  Credentials ExecCredentials(std::shared_ptr<const ExecCredential> exec) const;
+  // After a 401 with `rejected`: the exec plugin's next credential, or nothing when there is
+  // no plugin (a fixed credential will not get better by asking again).
+  absl::StatusOr<std::optional<Credentials>> RefreshedCredentials(const Credentials& rejected);
+  // A 401 with an exec plugin's credential (already renewed once) says which plugin.
+  absl::Status ExplainRefusal(absl::Status status, const Credentials& credentials) const;
   // The bearer token, re-read from config_.token_file at most once a minute (rotation).
   std::string BearerToken();
 

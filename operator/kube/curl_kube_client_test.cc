@@ -4,10 +4,13 @@
 // semantics are tested against kube-apiserver in kube_integration_test.cc.
 #include "operator/kube/curl_kube_client.h"
 
+#include <algorithm>
 #include <deque>
+#include <filesystem>
 #include <thread>
 
 #include "common/testing/temp_dir.h"
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -270,6 +273,172 @@ TEST(CurlKubeClientTest, CountsRequestsByVerbAndCode) {
   EXPECT_THAT(text, HasSubstr("kmm_api_requests_total{verb=\"get\",code=\"404\"} 1"));
   EXPECT_THAT(text, HasSubstr("kmm_api_requests_total{verb=\"get\",code=\"200\"} 1"));
   EXPECT_THAT(text, HasSubstr("kmm_api_requests_total{verb=\"create\",code=\"200\"} 1"));
+}
+
+// An exec plugin (a real script) printing "token-<run>", expiring at `expiry` if given; the
+// runs are counted in `dir`.
+std::shared_ptr<ExecCredentialProvider> TokenPlugin(const testing::TempDir& dir, Clock& clock,
+                                                    std::string expiry = "") {
+  if (!expiry.empty()) expiry = fmt::format(R"(,\"expirationTimestamp\":\"{}\")", expiry);
+  const std::string script = dir.WriteFile("plugin", fmt::format(R"(#!/bin/sh
+echo run >> {0}/runs
+n=$(wc -l < {0}/runs)
+echo "{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"token-$n\"{1}}}}}"
+)",
+                                                                  dir.path(), expiry));
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  ExecConfig config;
+  config.api_version = std::string(kExecApiV1beta1);
+  config.command = script;
+  config.origin = "kubeconfig test, user u";
+  return std::make_shared<ExecCredentialProvider>(config, RealProcessRunner(), clock);
+}
+
+int Runs(const testing::TempDir& dir) {
+  std::string text = testing::ReadFile(dir.Join("runs"));
+  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
+const Scripted kUnauthorized{401, R"({"kind":"Status","reason":"Unauthorized","message":"Unauthorized"})"};
+
+TEST(CurlKubeClientExecTest, UsesTheCachedPluginCredentialForEveryRequest) {
+  ScriptedServer server;
+  FakeClock clock;
+  testing::TempDir dir;
+  RestConfig config;
+  config.exec_credentials = TokenPlugin(dir, clock);
+  auto client = ClientFor(server, clock, config);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
+  for (const Recorded& request : server.recorded()) {
+    EXPECT_EQ(request.authorization, "Bearer token-1");
+  }
+  EXPECT_EQ(Runs(dir), 1);
+}
+
+TEST(CurlKubeClientExecTest, RunsThePluginAgainOnceOn401AndRetries) {
+  ScriptedServer server;
+  FakeClock clock;
+  testing::TempDir dir;
+  RestConfig config;
+  config.exec_credentials = TokenPlugin(dir, clock);
+  auto client = ClientFor(server, clock, config);
+  server.Then(kUnauthorized);
+  absl::StatusOr<nlohmann::json> node = client->Get(resources::kNodes, "", "n1");
+  ASSERT_TRUE(node.ok()) << node.status();
+  std::vector<Recorded> recorded = server.recorded();
+  ASSERT_EQ(recorded.size(), 2u);
+  EXPECT_EQ(recorded[0].authorization, "Bearer token-1");
+  EXPECT_EQ(recorded[1].authorization, "Bearer token-2");
+  EXPECT_EQ(Runs(dir), 2);
+  // The new credential is kept for the next requests.
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, "ns", kObject).ok());
+  EXPECT_EQ(server.recorded()[2].authorization, "Bearer token-2");
+  EXPECT_EQ(Runs(dir), 2);
+}
+
+TEST(CurlKubeClientExecTest, TheCredentialGotAfterA401IsUsedEvenIfAboutToExpire) {
+  ScriptedServer server;
+  FakeClock clock;
+  testing::TempDir dir;
+  RestConfig config;
+  // Already within the provider's refresh margin when it is printed.
+  config.exec_credentials = TokenPlugin(
+      dir, clock, absl::FormatTime(absl::RFC3339_sec, clock.Now(), absl::UTCTimeZone()));
+  auto client = ClientFor(server, clock, config);
+  server.Then(kUnauthorized);
+  ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
+  EXPECT_EQ(server.recorded()[1].authorization, "Bearer token-2");
+  EXPECT_EQ(Runs(dir), 2);  // not a third run for the retry
+}
+
+TEST(CurlKubeClientExecTest, ASecond401IsReturnedNamingThePluginNotRetriedInALoop) {
+  ScriptedServer server;
+  FakeClock clock;
+  testing::TempDir dir;
+  RestConfig config;
+  config.exec_credentials = TokenPlugin(dir, clock);
+  auto client = ClientFor(server, clock, config);
+  for (int i = 0; i < 5; ++i) server.Then(kUnauthorized);
+  absl::StatusOr<nlohmann::json> node = client->Get(resources::kNodes, "", "n1");
+  EXPECT_EQ(node.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(node.status().message()),
+              HasSubstr("kubeconfig test, user u: credential plugin "));
+  EXPECT_THAT(std::string(node.status().message()),
+              HasSubstr("the API server refused the credential it gave, also after running it "
+                        "again: API server: Unauthorized (HTTP 401"));
+  EXPECT_EQ(server.recorded().size(), 2u);
+  EXPECT_EQ(Runs(dir), 2);
+}
+
+TEST(CurlKubeClientExecTest, A401WithoutAPluginIsReturnedAtOnce) {
+  ScriptedServer server;
+  FakeClock clock;
+  RestConfig config;
+  config.token = "fixed";
+  auto client = ClientFor(server, clock, config);
+  server.Then(kUnauthorized);
+  EXPECT_EQ(client->Get(resources::kNodes, "", "n1").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(server.recorded().size(), 1u);
+}
+
+TEST(CurlKubeClientExecTest, AWatchRefusedAtTheStartRefreshesAndWatches) {
+  ScriptedServer server;
+  FakeClock clock;
+  testing::TempDir dir;
+  RestConfig config;
+  config.exec_credentials = TokenPlugin(dir, clock);
+  auto client = ClientFor(server, clock, config);
+  server.Then(kUnauthorized);
+  server.Then({200, R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})"
+                    "\n"});
+  Cancellation cancel;
+  std::vector<std::string> seen;
+  absl::Status ended = client->Watch(
+      resources::kNodes, "", {},
+      [&](WatchEvent&& event) {
+        seen.push_back(event.object["metadata"]["name"]);
+        return true;
+      },
+      cancel);
+  EXPECT_TRUE(ended.ok()) << ended;
+  EXPECT_THAT(seen, ::testing::ElementsAre("a"));
+  std::vector<Recorded> recorded = server.recorded();
+  ASSERT_EQ(recorded.size(), 2u);
+  EXPECT_EQ(recorded[1].authorization, "Bearer token-2");
+}
+
+TEST(CurlKubeClientExecTest, APluginFailingAfterA401SaysBoth) {
+  ScriptedServer server;
+  FakeClock clock;
+  testing::TempDir dir;
+  RestConfig config;
+  config.exec_credentials = TokenPlugin(dir, clock);
+  auto client = ClientFor(server, clock, config);
+  ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
+  // The plugin breaks (its login expired), then the server refuses the cached token.
+  dir.WriteFile("plugin", "#!/bin/sh\necho 'the SSO session has expired' >&2\nexit 1\n");
+  server.Then(kUnauthorized);
+  absl::Status status = client->Get(resources::kNodes, "", "n1").status();
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("the API server refused the credential (401 Unauthorized) and getting a "
+                        "new one failed: kubeconfig test, user u: credential plugin "));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("exited with code 1; its stderr: the SSO session has expired"));
+}
+
+TEST(CurlKubeClientExecTest, AMissingPluginIsAConfigurationError) {
+  ExecConfig exec;
+  exec.api_version = std::string(kExecApiV1);
+  exec.command = "kmm-no-such-plugin";
+  exec.origin = "kubeconfig test, user u";
+  exec.install_hint = "install kmm-no-such-plugin";
+  RestConfig config;
+  config.server = "https://127.0.0.1:1";
+  config.exec_credentials = std::make_shared<ExecCredentialProvider>(exec);
+  auto client = CurlKubeClient::Create(config, {});
+  ASSERT_FALSE(client.ok());
+  EXPECT_THAT(std::string(client.status().message()), HasSubstr("install kmm-no-such-plugin"));
 }
 
 }  // namespace

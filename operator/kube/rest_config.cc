@@ -89,6 +89,35 @@ absl::StatusOr<std::string> DataOrFile(const json& object, std::string_view data
   return std::string();
 }
 
+// spec.cluster of an exec plugin's KUBERNETES_EXEC_INFO: the cluster as the kubeconfig
+// gives it, with the CA inline (read from certificate-authority if need be) and the
+// cluster's client.authentication.k8s.io/exec extension as `config`.
+json ExecClusterInfo(const json& cluster, const RestConfig& rest) {
+  json info = {{"server", rest.server}};
+  for (const char* key : {"tls-server-name", "proxy-url"}) {
+    if (auto it = cluster.find(key); it != cluster.end() && it->is_string()) info[key] = *it;
+  }
+  for (const char* key : {"insecure-skip-tls-verify", "disable-compression"}) {
+    if (auto it = cluster.find(key); it != cluster.end() && it->is_boolean()) info[key] = *it;
+  }
+  if (!rest.ca_pem.empty()) {
+    std::string encoded;
+    absl::Base64Escape(ToAbsl(rest.ca_pem), &encoded);
+    info["certificate-authority-data"] = encoded;
+  }
+  if (auto extensions = cluster.find("extensions");
+      extensions != cluster.end() && extensions->is_array()) {
+    for (const json& extension : *extensions) {
+      if (extension.is_object() &&
+          extension.value("name", json()) == "client.authentication.k8s.io/exec" &&
+          extension.contains("extension")) {
+        info["config"] = extension["extension"];
+      }
+    }
+  }
+  return info;
+}
+
 }  // namespace
 
 absl::StatusOr<RestConfig> ParseKubeconfig(std::string_view text, const std::string& path,
@@ -148,13 +177,13 @@ absl::StatusOr<RestConfig> ParseKubeconfig(std::string_view text, const std::str
   if (user_name.empty()) return rest;  // anonymous
   ASSIGN_OR_RETURN(json user, NamedEntry(config, "users", "user", user_name, path));
   const std::string user_path = fmt::format("{}: users[{}].user", path, user_name);
-  for (std::string_view unsupported : {"exec", "auth-provider"}) {
-    if (user.contains(unsupported)) {
-      return absl::UnimplementedError(fmt::format(
-          "{}.{}: credential plugins are not supported; give the operator a kubeconfig with a "
-          "token or a client certificate (or run it in the cluster with its service account)",
-          user_path, unsupported));
-    }
+  if (user.contains("auth-provider")) {
+    // Kubernetes itself dropped these (gcp, azure) in 1.26 for exec plugins.
+    return absl::UnimplementedError(fmt::format(
+        "{}.auth-provider: auth-provider plugins are not supported (kubectl dropped them too); "
+        "use the exec credential plugin that replaced it (gke-gcloud-auth-plugin on GKE, "
+        "kubelogin on AKS), a token or a client certificate",
+        user_path));
   }
   ASSIGN_OR_RETURN(rest.client_cert_pem, DataOrFile(user, "client-certificate-data",
                                                      "client-certificate", user_path, base_dir));
@@ -174,6 +203,21 @@ absl::StatusOr<RestConfig> ParseKubeconfig(std::string_view text, const std::str
     std::filesystem::path full = token_file;
     if (full.is_relative()) full = base_dir / full;
     rest.token_file = full;
+  }
+  if (auto exec = user.find("exec"); exec != user.end() && !exec->is_null()) {
+    if (!rest.token.empty() || !rest.token_file.empty()) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}: has both exec and token{}; keep one of them", user_path,
+                      rest.token_file.empty() ? "" : "File"));
+    }
+    if (!exec->is_object()) {
+      return absl::InvalidArgumentError(fmt::format("{}.exec: expected a mapping", user_path));
+    }
+    ASSIGN_OR_RETURN(ExecConfig exec_config,
+                     ParseExecConfig(*exec, fmt::format("kubeconfig {}, user {}", path, user_name),
+                                     base_dir.string()));
+    exec_config.cluster = ExecClusterInfo(cluster, rest);
+    rest.exec_credentials = std::make_shared<ExecCredentialProvider>(std::move(exec_config));
   }
   if (user.contains("username") || user.contains("password")) {
     return absl::UnimplementedError(fmt::format(

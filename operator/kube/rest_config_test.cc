@@ -126,9 +126,39 @@ INSTANTIATE_TEST_SUITE_P(
         BadKubeconfig{"CertWithoutKey",
                       Kubeconfig("    server: https://a", "    client-certificate-data: Q0VSVA=="),
                       "has a client certificate but no client key"},
-        BadKubeconfig{"ExecPlugin",
+        BadKubeconfig{"ExecWithoutApiVersion",
                       Kubeconfig("    server: https://a", "    exec: {command: aws}"),
-                      "users[u].user.exec: credential plugins are not supported"},
+                      "user u: exec.apiVersion: not set; it must be "
+                      "client.authentication.k8s.io/v1 or client.authentication.k8s.io/v1beta1"},
+        BadKubeconfig{"ExecAlpha",
+                      Kubeconfig("    server: https://a",
+                                 "    exec: {apiVersion: client.authentication.k8s.io/v1alpha1, "
+                                 "command: aws}"),
+                      "\"client.authentication.k8s.io/v1alpha1\" is not supported"},
+        BadKubeconfig{"ExecWithoutCommand",
+                      Kubeconfig("    server: https://a",
+                                 "    exec: {apiVersion: client.authentication.k8s.io/v1}"),
+                      "exec.command"},
+        BadKubeconfig{"ExecInteractiveAlways",
+                      Kubeconfig("    server: https://a",
+                                 "    exec: {apiVersion: client.authentication.k8s.io/v1, "
+                                 "command: kubelogin, interactiveMode: Always}"),
+                      "exec.interactiveMode: Always, but kmm-operator never has a terminal to "
+                      "prompt on; set it to IfAvailable or Never"},
+        BadKubeconfig{"ExecEnvWithoutName",
+                      Kubeconfig("    server: https://a",
+                                 "    exec: {apiVersion: client.authentication.k8s.io/v1, "
+                                 "command: aws, env: [{value: x}]}"),
+                      "exec.env[0].name"},
+        BadKubeconfig{"ExecAndToken",
+                      Kubeconfig("    server: https://a",
+                                 "    token: t\n"
+                                 "    exec: {apiVersion: client.authentication.k8s.io/v1, "
+                                 "command: aws}"),
+                      "users[u].user: has both exec and token; keep one of them"},
+        BadKubeconfig{"AuthProvider",
+                      Kubeconfig("    server: https://a", "    auth-provider: {name: gcp}"),
+                      "users[u].user.auth-provider: auth-provider plugins are not supported"},
         BadKubeconfig{"InsecureNotABool",
                       Kubeconfig("    server: https://a\n    insecure-skip-tls-verify: maybe",
                                  "    token: t"),
@@ -136,6 +166,63 @@ INSTANTIATE_TEST_SUITE_P(
         BadKubeconfig{"TokenNotAString", Kubeconfig("    server: https://a", "    token: [1]"),
                       "users[u].user.token: expected a string"}),
     [](const ::testing::TestParamInfo<BadKubeconfig>& param_info) { return param_info.param.name; });
+
+TEST(KubeconfigTest, SetsUpAnExecPluginWithoutRunningIt) {
+  absl::StatusOr<RestConfig> config = ParseKubeconfig(
+      Kubeconfig(fmt::format("    server: https://api.example:443/\n"
+                             "    certificate-authority-data: {}\n"
+                             "    tls-server-name: api.internal\n"
+                             "    extensions:\n"
+                             "    - name: client.authentication.k8s.io/exec\n"
+                             "      extension: {{audience: kmm}}",
+                             Base64("CA PEM")),
+                 R"(    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: bin/get-token
+      args: [--cluster, c1]
+      env: [{name: REGION, value: eu-west-1}]
+      installHint: install get-token from your cloud's CLI
+      provideClusterInfo: true
+      interactiveMode: IfAvailable)"),
+      "/home/me/.kube/config");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_NE(config->exec_credentials, nullptr);
+  const ExecConfig& exec = config->exec_credentials->config();
+  EXPECT_EQ(exec.api_version, kExecApiV1beta1);
+  EXPECT_EQ(exec.command, "bin/get-token");
+  EXPECT_THAT(exec.args, ::testing::ElementsAre("--cluster", "c1"));
+  ASSERT_EQ(exec.env.size(), 1u);
+  EXPECT_EQ(exec.env[0].first, "REGION");
+  EXPECT_EQ(exec.env[0].second, "eu-west-1");
+  EXPECT_EQ(exec.install_hint, "install get-token from your cloud's CLI");
+  EXPECT_TRUE(exec.provide_cluster_info);
+  EXPECT_EQ(exec.base_dir, "/home/me/.kube");
+  EXPECT_EQ(exec.origin, "kubeconfig /home/me/.kube/config, user u");
+  // spec.cluster of KUBERNETES_EXEC_INFO: the cluster as configured, the CA inline.
+  EXPECT_EQ(exec.cluster, nlohmann::json({{"server", "https://api.example:443"},
+                                          {"certificate-authority-data", Base64("CA PEM")},
+                                          {"tls-server-name", "api.internal"},
+                                          {"config", {{"audience", "kmm"}}}}));
+  EXPECT_EQ(config->token, "");
+  // Copies share one provider, hence one cache.
+  RestConfig copy = *config;
+  EXPECT_EQ(copy.exec_credentials, config->exec_credentials);
+}
+
+TEST(KubeconfigTest, ExecClusterInfoCarriesACaReadFromAFile) {
+  testing::TempDir dir;
+  dir.WriteFile("ca.crt", "CA FROM FILE");
+  const std::string path = dir.WriteFile(
+      "config", Kubeconfig("    server: https://api:6443\n    certificate-authority: ca.crt\n"
+                           "    insecure-skip-tls-verify: false",
+                           "    exec: {apiVersion: client.authentication.k8s.io/v1, command: "
+                           "aws, provideClusterInfo: true}"));
+  absl::StatusOr<RestConfig> config = LoadKubeconfig(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const nlohmann::json& cluster = config->exec_credentials->config().cluster;
+  EXPECT_EQ(cluster["certificate-authority-data"], Base64("CA FROM FILE"));
+  EXPECT_EQ(cluster["insecure-skip-tls-verify"], false);
+}
 
 TEST(KubeconfigTest, MissingFileIsNamed) {
   absl::StatusOr<RestConfig> config = LoadKubeconfig("/nonexistent/kubeconfig");
