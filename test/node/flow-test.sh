@@ -95,8 +95,8 @@ wait_for 60 "$resource: $devices in Capacity and Allocatable" capacity_is "$devi
 echo "$((SECONDS - applied))" > "$out/apply-to-capacity-seconds"
 kubectl describe node "$node" | sed -n '/^Capacity:/,/^System Info:/p' | grep -E "Capacity|Allocatable|$resource"
 pass "kubectl describe node: $resource: $devices (the node has $devices /dev/kmm-ci-a* devices), $(cat "$out/apply-to-capacity-seconds")s after the Module was applied"
-wait_for 60 "kubectl get modules to show 1 loaded" \
-  bash -c "kubectl -n $ns get modules $module --no-headers | awk '{ exit !(\$4 == 1) }'"
+wait_for 60 "kubectl get modules to show 1 loaded and Ready" \
+  bash -c "kubectl -n $ns get modules $module --no-headers | awk '{ exit !(\$2 == 1 && \$3 == 1 && \$6 == \"True\") }'"
 kubectl -n "$ns" get modules
 pass "kubectl get modules: $module loaded on 1 of 1 nodes"
 
