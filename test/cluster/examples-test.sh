@@ -11,7 +11,8 @@
 #   3. one operator for all six namespaces, the examples applied with `kubectl apply -k`: the
 #      loader DaemonSets for the covered kernels and no other, loader pods on exactly those
 #      nodes (not on a tainted control-plane node), and each Module's status, conditions
-#      (Degraded NoKernelMapping naming the kernel, Unsupported for build) and events.
+#      (Degraded NoKernelMapping naming the kernel, Unsupported for build) and events;
+#   4. the commands of each example's README run (test/docs/run-doc-blocks).
 set -euo pipefail
 operator=$1 crd=$2 examples=$(cd "$3" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -290,4 +291,18 @@ for spec in "${platforms[@]}"; do
   echo "ok: $platform: loaders for $covered only; $uncovered reported; build Unsupported"
 done
 echo "operator phase: $((SECONDS - started))s"
+
+# 4. Each example's README, its commands run as an administrator would, from the repository's
+# root (test/docs/run-doc-blocks; the image build is shown as text: no container engine here).
+repo=$(cd "$examples/../.." && pwd)
+mkdir -p "$work/readme"
+for spec in "${platforms[@]}"; do
+  platform=${spec%%|*}
+  (cd "$repo" && PATH="$(dirname "$operator"):$PATH" WORKDIR="$work/readme" \
+    "$repo/test/docs/run-doc-blocks" cluster "manifests/examples/$platform/README.md") \
+    > "$work/readme/$platform.log" 2>&1 ||
+    fail "the commands of manifests/examples/$platform/README.md failed:
+$(tail -n 20 "$work/readme/$platform.log")"
+done
+echo "ok: the commands of every example's README"
 echo PASS

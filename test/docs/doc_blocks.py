@@ -3,7 +3,8 @@
 
   doc_blocks.py script SUITE DOC...   the bash script that runs SUITE's blocks of the DOCs
   doc_blocks.py vars SUITE DOC...     the placeholder variables of the DOCs SUITE runs blocks of
-  doc_blocks.py check REPO            README.md, manifests/README.md and docs/**/*.md: every
+  doc_blocks.py check REPO            README.md, manifests/README.md, docs/**/*.md and the
+                                      examples' READMEs (manifests/examples/*/README.md): every
                                       shell block has a known info string and its doc is in
                                       test/docs/docs.list; every relative link leads somewhere
 
@@ -144,13 +145,22 @@ def check(repo):
     problems = [f"test/docs/docs.list: {doc} does not exist"
                 for doc in listed if not (repo / doc).is_file()]
     docs = [repo / "README.md", repo / "manifests/README.md"] + sorted((repo / "docs").rglob("*.md"))
-    docs = [doc for doc in docs if doc.is_file()]
+    # The platform examples' READMEs: test/cluster/examples-test.sh runs the cluster blocks of
+    # every one of them, on kwok nodes with that platform's kernels.
+    examples = sorted((repo / "manifests/examples").glob("*/README.md"))
+    docs = [doc for doc in docs + examples if doc.is_file()]
     for doc in docs:
         rel = str(doc.relative_to(repo))
         problems += [p.replace(str(doc), rel) for p in problems_of(doc)]
         problems += link_problems(repo, doc)
         runs = [line for line, info, _ in blocks(doc) if isinstance(run_spec(info), tuple)]
-        if runs and rel not in listed:
+        if doc in examples:
+            node_runs = [line for line, info, _ in blocks(doc)
+                         if isinstance(run_spec(info), tuple) and "cluster" not in run_spec(info)[0]]
+            if node_runs:
+                problems.append(f"{rel}:{node_runs[0]}: only cluster blocks are run for the "
+                                "examples (test/cluster/examples-test.sh)")
+        elif runs and rel not in listed:
             problems.append(f"{rel}: has shell blocks (line {runs[0]}) but is not in "
                             "test/docs/docs.list, so no test runs them")
         for line, info, text in blocks(doc):
