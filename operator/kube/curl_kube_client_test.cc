@@ -301,64 +301,58 @@ int Runs(const testing::TempDir& dir) {
 
 const Scripted kUnauthorized{401, R"({"kind":"Status","reason":"Unauthorized","message":"Unauthorized"})"};
 
-TEST(CurlKubeClientExecTest, UsesTheCachedPluginCredentialForEveryRequest) {
-  ScriptedServer server;
-  FakeClock clock;
-  testing::TempDir dir;
-  RestConfig config;
-  config.exec_credentials = TokenPlugin(dir, clock);
-  auto client = ClientFor(server, clock, config);
+// A client whose credential comes from TokenPlugin, against a scripted server.
+class CurlKubeClientExecTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<CurlKubeClient> PluginClient(std::string expiry = "") {
+    RestConfig config;
+    config.exec_credentials = TokenPlugin(dir_, clock_, std::move(expiry));
+    return ClientFor(server_, clock_, config);
+  }
+
+  ScriptedServer server_;
+  FakeClock clock_;
+  testing::TempDir dir_;
+};
+
+TEST_F(CurlKubeClientExecTest, UsesTheCachedPluginCredentialForEveryRequest) {
+  auto client = PluginClient();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
-  for (const Recorded& request : server.recorded()) {
+  for (const Recorded& request : server_.recorded()) {
     EXPECT_EQ(request.authorization, "Bearer token-1");
   }
-  EXPECT_EQ(Runs(dir), 1);
+  EXPECT_EQ(Runs(dir_), 1);
 }
 
-TEST(CurlKubeClientExecTest, RunsThePluginAgainOnceOn401AndRetries) {
-  ScriptedServer server;
-  FakeClock clock;
-  testing::TempDir dir;
-  RestConfig config;
-  config.exec_credentials = TokenPlugin(dir, clock);
-  auto client = ClientFor(server, clock, config);
-  server.Then(kUnauthorized);
+TEST_F(CurlKubeClientExecTest, RunsThePluginAgainOnceOn401AndRetries) {
+  auto client = PluginClient();
+  server_.Then(kUnauthorized);
   absl::StatusOr<nlohmann::json> node = client->Get(resources::kNodes, "", "n1");
   ASSERT_TRUE(node.ok()) << node.status();
-  std::vector<Recorded> recorded = server.recorded();
+  std::vector<Recorded> recorded = server_.recorded();
   ASSERT_EQ(recorded.size(), 2u);
   EXPECT_EQ(recorded[0].authorization, "Bearer token-1");
   EXPECT_EQ(recorded[1].authorization, "Bearer token-2");
-  EXPECT_EQ(Runs(dir), 2);
+  EXPECT_EQ(Runs(dir_), 2);
   // The new credential is kept for the next requests.
   ASSERT_TRUE(client->Create(resources::kConfigMaps, "ns", kObject).ok());
-  EXPECT_EQ(server.recorded()[2].authorization, "Bearer token-2");
-  EXPECT_EQ(Runs(dir), 2);
+  EXPECT_EQ(server_.recorded()[2].authorization, "Bearer token-2");
+  EXPECT_EQ(Runs(dir_), 2);
 }
 
-TEST(CurlKubeClientExecTest, TheCredentialGotAfterA401IsUsedEvenIfAboutToExpire) {
-  ScriptedServer server;
-  FakeClock clock;
-  testing::TempDir dir;
-  RestConfig config;
+TEST_F(CurlKubeClientExecTest, TheCredentialGotAfterA401IsUsedEvenIfAboutToExpire) {
   // Already within the provider's refresh margin when it is printed.
-  config.exec_credentials = TokenPlugin(
-      dir, clock, absl::FormatTime(absl::RFC3339_sec, clock.Now(), absl::UTCTimeZone()));
-  auto client = ClientFor(server, clock, config);
-  server.Then(kUnauthorized);
+  auto client =
+      PluginClient(absl::FormatTime(absl::RFC3339_sec, clock_.Now(), absl::UTCTimeZone()));
+  server_.Then(kUnauthorized);
   ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
-  EXPECT_EQ(server.recorded()[1].authorization, "Bearer token-2");
-  EXPECT_EQ(Runs(dir), 2);  // not a third run for the retry
+  EXPECT_EQ(server_.recorded()[1].authorization, "Bearer token-2");
+  EXPECT_EQ(Runs(dir_), 2);  // not a third run for the retry
 }
 
-TEST(CurlKubeClientExecTest, ASecond401IsReturnedNamingThePluginNotRetriedInALoop) {
-  ScriptedServer server;
-  FakeClock clock;
-  testing::TempDir dir;
-  RestConfig config;
-  config.exec_credentials = TokenPlugin(dir, clock);
-  auto client = ClientFor(server, clock, config);
-  for (int i = 0; i < 5; ++i) server.Then(kUnauthorized);
+TEST_F(CurlKubeClientExecTest, ASecond401IsReturnedNamingThePluginNotRetriedInALoop) {
+  auto client = PluginClient();
+  for (int i = 0; i < 5; ++i) server_.Then(kUnauthorized);
   absl::StatusOr<nlohmann::json> node = client->Get(resources::kNodes, "", "n1");
   EXPECT_EQ(node.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(std::string(node.status().message()),
@@ -366,31 +360,24 @@ TEST(CurlKubeClientExecTest, ASecond401IsReturnedNamingThePluginNotRetriedInALoo
   EXPECT_THAT(std::string(node.status().message()),
               HasSubstr("the API server refused the credential it gave, also after running it "
                         "again: API server: Unauthorized (HTTP 401"));
-  EXPECT_EQ(server.recorded().size(), 2u);
-  EXPECT_EQ(Runs(dir), 2);
+  EXPECT_EQ(server_.recorded().size(), 2u);
+  EXPECT_EQ(Runs(dir_), 2);
 }
 
-TEST(CurlKubeClientExecTest, A401WithoutAPluginIsReturnedAtOnce) {
-  ScriptedServer server;
-  FakeClock clock;
+TEST_F(CurlKubeClientExecTest, A401WithoutAPluginIsReturnedAtOnce) {
   RestConfig config;
   config.token = "fixed";
-  auto client = ClientFor(server, clock, config);
-  server.Then(kUnauthorized);
+  auto client = ClientFor(server_, clock_, config);
+  server_.Then(kUnauthorized);
   EXPECT_EQ(client->Get(resources::kNodes, "", "n1").status().code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(server.recorded().size(), 1u);
+  EXPECT_EQ(server_.recorded().size(), 1u);
 }
 
-TEST(CurlKubeClientExecTest, AWatchRefusedAtTheStartRefreshesAndWatches) {
-  ScriptedServer server;
-  FakeClock clock;
-  testing::TempDir dir;
-  RestConfig config;
-  config.exec_credentials = TokenPlugin(dir, clock);
-  auto client = ClientFor(server, clock, config);
-  server.Then(kUnauthorized);
-  server.Then({200, R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})"
+TEST_F(CurlKubeClientExecTest, AWatchRefusedAtTheStartRefreshesAndWatches) {
+  auto client = PluginClient();
+  server_.Then(kUnauthorized);
+  server_.Then({200, R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})"
                     "\n"});
   Cancellation cancel;
   std::vector<std::string> seen;
@@ -403,22 +390,17 @@ TEST(CurlKubeClientExecTest, AWatchRefusedAtTheStartRefreshesAndWatches) {
       cancel);
   EXPECT_TRUE(ended.ok()) << ended;
   EXPECT_THAT(seen, ::testing::ElementsAre("a"));
-  std::vector<Recorded> recorded = server.recorded();
+  std::vector<Recorded> recorded = server_.recorded();
   ASSERT_EQ(recorded.size(), 2u);
   EXPECT_EQ(recorded[1].authorization, "Bearer token-2");
 }
 
-TEST(CurlKubeClientExecTest, APluginFailingAfterA401SaysBoth) {
-  ScriptedServer server;
-  FakeClock clock;
-  testing::TempDir dir;
-  RestConfig config;
-  config.exec_credentials = TokenPlugin(dir, clock);
-  auto client = ClientFor(server, clock, config);
+TEST_F(CurlKubeClientExecTest, APluginFailingAfterA401SaysBoth) {
+  auto client = PluginClient();
   ASSERT_TRUE(client->Get(resources::kNodes, "", "n1").ok());
   // The plugin breaks (its login expired), then the server refuses the cached token.
-  dir.WriteFile("plugin", "#!/bin/sh\necho 'the SSO session has expired' >&2\nexit 1\n");
-  server.Then(kUnauthorized);
+  dir_.WriteFile("plugin", "#!/bin/sh\necho 'the SSO session has expired' >&2\nexit 1\n");
+  server_.Then(kUnauthorized);
   absl::Status status = client->Get(resources::kNodes, "", "n1").status();
   EXPECT_THAT(std::string(status.message()),
               HasSubstr("the API server refused the credential (401 Unauthorized) and getting a "
@@ -427,7 +409,7 @@ TEST(CurlKubeClientExecTest, APluginFailingAfterA401SaysBoth) {
               HasSubstr("exited with code 1; its stderr: the SSO session has expired"));
 }
 
-TEST(CurlKubeClientExecTest, AMissingPluginIsAConfigurationError) {
+TEST_F(CurlKubeClientExecTest, AMissingPluginIsAConfigurationError) {
   ExecConfig exec;
   exec.api_version = std::string(kExecApiV1);
   exec.command = "kmm-no-such-plugin";
