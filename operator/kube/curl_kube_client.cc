@@ -58,11 +58,10 @@ void InitCurlOnce() {
 
 absl::Status CurlError(CURLcode code, const char* error_buffer, std::string_view url) {
   const std::string detail = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
-  const absl::StatusCode status_code =
-      code == CURLE_OPERATION_TIMEDOUT ? absl::StatusCode::kDeadlineExceeded
-                                       : absl::StatusCode::kUnavailable;
-  return absl::Status(status_code,
-                      ToAbsl(fmt::format("request to {} failed: {}", url, detail)));
+  const absl::StatusCode status_code = code == CURLE_OPERATION_TIMEDOUT
+                                           ? absl::StatusCode::kDeadlineExceeded
+                                           : absl::StatusCode::kUnavailable;
+  return absl::Status(status_code, ToAbsl(fmt::format("request to {} failed: {}", url, detail)));
 }
 
 }  // namespace
@@ -122,8 +121,8 @@ absl::StatusOr<std::unique_ptr<CurlKubeClient>> CurlKubeClient::Create(RestConfi
   if (!client->config_.token_file.empty()) {
     std::ifstream in(client->config_.token_file);
     if (!in) {
-      return ErrnoError(errno, fmt::format("cannot read the bearer token file {}",
-                                           client->config_.token_file));
+      return ErrnoError(
+          errno, fmt::format("cannot read the bearer token file {}", client->config_.token_file));
     }
   }
   return client;
@@ -238,8 +237,7 @@ void CurlKubeClient::ConfigureConnection(void* handle, const std::string& url,
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // gzip from the API server for lists
   if (!config_.ca_pem.empty()) {
-    curl_blob ca{const_cast<char*>(config_.ca_pem.data()), config_.ca_pem.size(),
-                 CURL_BLOB_COPY};
+    curl_blob ca{const_cast<char*>(config_.ca_pem.data()), config_.ca_pem.size(), CURL_BLOB_COPY};
     curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &ca);
   }
   if (config_.insecure_skip_tls_verify) {
@@ -345,8 +343,8 @@ absl::StatusOr<nlohmann::json> CurlKubeClient::Call(const Request& request) {
       nlohmann::json parsed =
           nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
       if (parsed.is_discarded()) {
-        return absl::DataLossError(fmt::format("{} {}: the response is not JSON",
-                                               request.method, request.url));
+        return absl::DataLossError(
+            fmt::format("{} {}: the response is not JSON", request.method, request.url));
       }
       return parsed;
     }
@@ -428,27 +426,24 @@ absl::StatusOr<std::string> NameOf(const nlohmann::json& object, const Resource&
     name = &object["metadata"]["name"];
   }
   if (name == nullptr || !name->is_string() || name->get_ref<const std::string&>().empty()) {
-    return absl::InvalidArgumentError(
-        fmt::format("{}: metadata.name must be set", resource.kind));
+    return absl::InvalidArgumentError(fmt::format("{}: metadata.name must be set", resource.kind));
   }
   return name->get<std::string>();
 }
 
 }  // namespace
 
-absl::StatusOr<nlohmann::json> CurlKubeClient::Create(const Resource& resource,
-                                                      std::string_view ns,
+absl::StatusOr<nlohmann::json> CurlKubeClient::Create(const Resource& resource, std::string_view ns,
                                                       const nlohmann::json& object) {
   return Call({"create", "POST", Url(CollectionPath(resource, ns), {}), object.dump()});
 }
 
-absl::StatusOr<nlohmann::json> CurlKubeClient::Update(const Resource& resource,
-                                                      std::string_view ns,
+absl::StatusOr<nlohmann::json> CurlKubeClient::Update(const Resource& resource, std::string_view ns,
                                                       const nlohmann::json& object,
                                                       std::string_view subresource) {
   ASSIGN_OR_RETURN(std::string name, NameOf(object, resource));
-  return Call({"update", "PUT", Url(ObjectPath(resource, ns, name, subresource), {}),
-               object.dump()});
+  return Call(
+      {"update", "PUT", Url(ObjectPath(resource, ns, name, subresource), {}), object.dump()});
 }
 
 absl::Status CurlKubeClient::Delete(const Resource& resource, std::string_view ns,
@@ -460,8 +455,7 @@ absl::Status CurlKubeClient::Delete(const Resource& resource, std::string_view n
     body["preconditions"]["resourceVersion"] = *options.precondition_resource_version;
   }
   if (options.grace_period_seconds) body["gracePeriodSeconds"] = *options.grace_period_seconds;
-  return Call({"delete", "DELETE", Url(ObjectPath(resource, ns, name), {}), body.dump()})
-      .status();
+  return Call({"delete", "DELETE", Url(ObjectPath(resource, ns, name), {}), body.dump()}).status();
 }
 
 absl::StatusOr<nlohmann::json> CurlKubeClient::MergePatch(const Resource& resource,
@@ -469,12 +463,11 @@ absl::StatusOr<nlohmann::json> CurlKubeClient::MergePatch(const Resource& resour
                                                           std::string_view name,
                                                           const nlohmann::json& patch,
                                                           std::string_view subresource) {
-  return Call({"patch", "PATCH", Url(ObjectPath(resource, ns, name, subresource), {}),
-               patch.dump(), "application/merge-patch+json"});
+  return Call({"patch", "PATCH", Url(ObjectPath(resource, ns, name, subresource), {}), patch.dump(),
+               "application/merge-patch+json"});
 }
 
-absl::StatusOr<nlohmann::json> CurlKubeClient::Apply(const Resource& resource,
-                                                     std::string_view ns,
+absl::StatusOr<nlohmann::json> CurlKubeClient::Apply(const Resource& resource, std::string_view ns,
                                                      const nlohmann::json& object,
                                                      const ApplyOptions& options,
                                                      std::string_view subresource) {

@@ -285,7 +285,7 @@ echo run >> {0}/runs
 n=$(wc -l < {0}/runs)
 echo "{{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"token-$n\"{1}}}}}"
 )",
-                                                                  dir.path(), expiry));
+                                                                 dir.path(), expiry));
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
   ExecConfig config;
   config.api_version = std::string(kExecApiV1beta1);
@@ -299,7 +299,8 @@ int Runs(const testing::TempDir& dir) {
   return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
 
-const Scripted kUnauthorized{401, R"({"kind":"Status","reason":"Unauthorized","message":"Unauthorized"})"};
+const Scripted kUnauthorized{
+    401, R"({"kind":"Status","reason":"Unauthorized","message":"Unauthorized"})"};
 
 // A client whose credential comes from TokenPlugin, against a scripted server.
 class CurlKubeClientExecTest : public ::testing::Test {
@@ -378,7 +379,7 @@ TEST_F(CurlKubeClientExecTest, AWatchRefusedAtTheStartRefreshesAndWatches) {
   auto client = PluginClient();
   server_.Then(kUnauthorized);
   server_.Then({200, R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})"
-                    "\n"});
+                     "\n"});
   Cancellation cancel;
   std::vector<std::string> seen;
   absl::Status ended = client->Watch(

@@ -52,14 +52,13 @@ absl::StatusOr<json> NamedEntry(const json& config, std::string_view list, std::
       if (!entry.is_object() || entry.value("name", json()) != name) continue;
       auto body = entry.find(inner);
       if (body == entry.end() || !body->is_object()) {
-        return absl::InvalidArgumentError(fmt::format(
-            "{}: {}[{}] ({}): has no {} object", source, list, i, name, inner));
+        return absl::InvalidArgumentError(
+            fmt::format("{}: {}[{}] ({}): has no {} object", source, list, i, name, inner));
       }
       return *body;
     }
   }
-  return absl::NotFoundError(
-      fmt::format("{}: no entry named \"{}\" under {}", source, name, list));
+  return absl::NotFoundError(fmt::format("{}: no entry named \"{}\" under {}", source, name, list));
 }
 
 // `value` (inline base64 data) or the file named by `file_value`, relative to `base_dir`.
@@ -124,9 +123,10 @@ absl::StatusOr<RestConfig> ParseKubeconfig(std::string_view text, const std::str
                                            std::string_view context_override) {
   ASSIGN_OR_RETURN(json config, ParseYaml(text, path));
   if (!config.is_object()) {
-    return absl::InvalidArgumentError(fmt::format("{}: not a kubeconfig (expected a mapping "
-                                                  "with clusters, users and contexts)",
-                                                  path));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: not a kubeconfig (expected a mapping "
+                    "with clusters, users and contexts)",
+                    path));
   }
   const std::filesystem::path base_dir = std::filesystem::path(path).parent_path();
   std::string context_name(context_override);
@@ -160,12 +160,12 @@ absl::StatusOr<RestConfig> ParseKubeconfig(std::string_view text, const std::str
         fmt::format("{}.server: not set; it must be the API server's URL", cluster_path));
   }
   if (rest.server.rfind("https://", 0) != 0 && rest.server.rfind("http://", 0) != 0) {
-    return absl::InvalidArgumentError(fmt::format(
-        "{}.server: \"{}\" is not an http(s):// URL", cluster_path, rest.server));
+    return absl::InvalidArgumentError(
+        fmt::format("{}.server: \"{}\" is not an http(s):// URL", cluster_path, rest.server));
   }
   while (!rest.server.empty() && rest.server.back() == '/') rest.server.pop_back();
   ASSIGN_OR_RETURN(rest.ca_pem, DataOrFile(cluster, "certificate-authority-data",
-                                            "certificate-authority", cluster_path, base_dir));
+                                           "certificate-authority", cluster_path, base_dir));
   if (auto insecure = cluster.find("insecure-skip-tls-verify"); insecure != cluster.end()) {
     if (!insecure->is_boolean()) {
       return absl::InvalidArgumentError(
@@ -186,7 +186,7 @@ absl::StatusOr<RestConfig> ParseKubeconfig(std::string_view text, const std::str
         user_path));
   }
   ASSIGN_OR_RETURN(rest.client_cert_pem, DataOrFile(user, "client-certificate-data",
-                                                     "client-certificate", user_path, base_dir));
+                                                    "client-certificate", user_path, base_dir));
   ASSIGN_OR_RETURN(rest.client_key_pem,
                    DataOrFile(user, "client-key-data", "client-key", user_path, base_dir));
   if (rest.client_cert_pem.empty() != rest.client_key_pem.empty()) {

@@ -15,18 +15,18 @@
 namespace kmm::kube {
 
 struct RestConfig {
-  std::string server;          // https://host:port, no trailing slash
-  std::string ca_pem;          // CA bundle to trust; empty: the system's
+  std::string server;           // https://host:port, no trailing slash
+  std::string ca_pem;           // CA bundle to trust; empty: the system's
   std::string client_cert_pem;  // client certificate authentication, both or neither
   std::string client_key_pem;
-  std::string token;            // a fixed bearer token
-  std::string token_file;       // a bearer token re-read as it rotates (wins over `token`)
+  std::string token;       // a fixed bearer token
+  std::string token_file;  // a bearer token re-read as it rotates (wins over `token`)
   // users[].user.exec: a plugin gives the token or client certificate (which then win over
   // the fields above). Shared by copies of this config, so they share its cache.
   std::shared_ptr<ExecCredentialProvider> exec_credentials;
   bool insecure_skip_tls_verify = false;
   std::string default_namespace = "default";
-  std::string source;           // where this came from, for messages
+  std::string source;  // where this came from, for messages
 };
 
 // Reads the kubeconfig at `path` and resolves `context` (empty: its current-context).

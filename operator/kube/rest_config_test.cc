@@ -72,18 +72,18 @@ TEST(KubeconfigTest, ResolvesFilesRelativeToTheKubeconfig) {
 }
 
 TEST(KubeconfigTest, TokenUserAndInsecureCluster) {
-  absl::StatusOr<RestConfig> config = ParseKubeconfig(
-      Kubeconfig("    server: https://api:6443\n    insecure-skip-tls-verify: true",
-                 "    token: s3cr3t"),
-      "config");
+  absl::StatusOr<RestConfig> config =
+      ParseKubeconfig(Kubeconfig("    server: https://api:6443\n    insecure-skip-tls-verify: true",
+                                 "    token: s3cr3t"),
+                      "config");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->token, "s3cr3t");
   EXPECT_TRUE(config->insecure_skip_tls_verify);
 }
 
 TEST(KubeconfigTest, AnExplicitContextWinsOverCurrentContext) {
-  absl::StatusOr<RestConfig> config =
-      ParseKubeconfig(Kubeconfig("    server: https://api:6443", "    token: t"), "config", "other");
+  absl::StatusOr<RestConfig> config = ParseKubeconfig(
+      Kubeconfig("    server: https://api:6443", "    token: t"), "config", "other");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->token, "");  // the other context has no user
   EXPECT_EQ(config->default_namespace, "default");
@@ -112,17 +112,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadKubeconfig{"NoCurrentContext", "clusters: []\n", "current-context is not set"},
         BadKubeconfig{"UnknownContext", Kubeconfig("    server: https://a", "    token: t", "nope"),
                       "no entry named \"nope\" under contexts"},
-        BadKubeconfig{"MissingServer", Kubeconfig("    insecure-skip-tls-verify: true", "    token: t"),
+        BadKubeconfig{"MissingServer",
+                      Kubeconfig("    insecure-skip-tls-verify: true", "    token: t"),
                       "clusters[c].cluster.server: not set"},
         BadKubeconfig{"ServerNotAUrl", Kubeconfig("    server: api:6443", "    token: t"),
                       "is not an http(s):// URL"},
-        BadKubeconfig{"BadBase64", Kubeconfig("    server: https://a\n    certificate-authority-data: '%%%'",
-                                              "    token: t"),
-                      "certificate-authority-data: not valid base64"},
-        BadKubeconfig{"MissingCaFile",
-                      Kubeconfig("    server: https://a\n    certificate-authority: /nonexistent/ca.crt",
+        BadKubeconfig{"BadBase64",
+                      Kubeconfig("    server: https://a\n    certificate-authority-data: '%%%'",
                                  "    token: t"),
-                      "cannot read"},
+                      "certificate-authority-data: not valid base64"},
+        BadKubeconfig{
+            "MissingCaFile",
+            Kubeconfig("    server: https://a\n    certificate-authority: /nonexistent/ca.crt",
+                       "    token: t"),
+            "cannot read"},
         BadKubeconfig{"CertWithoutKey",
                       Kubeconfig("    server: https://a", "    client-certificate-data: Q0VSVA=="),
                       "has a client certificate but no client key"},
@@ -165,18 +168,20 @@ INSTANTIATE_TEST_SUITE_P(
                       "insecure-skip-tls-verify: expected true or false"},
         BadKubeconfig{"TokenNotAString", Kubeconfig("    server: https://a", "    token: [1]"),
                       "users[u].user.token: expected a string"}),
-    [](const ::testing::TestParamInfo<BadKubeconfig>& param_info) { return param_info.param.name; });
+    [](const ::testing::TestParamInfo<BadKubeconfig>& param_info) {
+      return param_info.param.name;
+    });
 
 TEST(KubeconfigTest, SetsUpAnExecPluginWithoutRunningIt) {
-  absl::StatusOr<RestConfig> config = ParseKubeconfig(
-      Kubeconfig(fmt::format("    server: https://api.example:443/\n"
-                             "    certificate-authority-data: {}\n"
-                             "    tls-server-name: api.internal\n"
-                             "    extensions:\n"
-                             "    - name: client.authentication.k8s.io/exec\n"
-                             "      extension: {{audience: kmm}}",
-                             Base64("CA PEM")),
-                 R"(    exec:
+  absl::StatusOr<RestConfig> config =
+      ParseKubeconfig(Kubeconfig(fmt::format("    server: https://api.example:443/\n"
+                                             "    certificate-authority-data: {}\n"
+                                             "    tls-server-name: api.internal\n"
+                                             "    extensions:\n"
+                                             "    - name: client.authentication.k8s.io/exec\n"
+                                             "      extension: {{audience: kmm}}",
+                                             Base64("CA PEM")),
+                                 R"(    exec:
       apiVersion: client.authentication.k8s.io/v1beta1
       command: bin/get-token
       args: [--cluster, c1]
@@ -184,7 +189,7 @@ TEST(KubeconfigTest, SetsUpAnExecPluginWithoutRunningIt) {
       installHint: install get-token from your cloud's CLI
       provideClusterInfo: true
       interactiveMode: IfAvailable)"),
-      "/home/me/.kube/config");
+                      "/home/me/.kube/config");
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_NE(config->exec_credentials, nullptr);
   const ExecConfig& exec = config->exec_credentials->config();
