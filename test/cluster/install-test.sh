@@ -266,8 +266,18 @@ event_count() {
 }
 wait_for 60 "a NoKernelMapping event counted more than once" bash -c \
   "for n in \$($(declare -f event_count); ns=$ns; event_count); do ((n > 1)) && exit 0; done; exit 1"
-kubectl get events -n default --field-selector "reason=ModuleLoaded,involvedObject.name=$group-0" -o name |
-  grep -q . || fail "no ModuleLoaded event on $group-0"
+# Recorded right after the label patch, so it is normally there already; wait a little anyway
+# and, if it never comes, show what the node's events and labels were.
+module_loaded_event() {
+  kubectl get events -n default --field-selector "reason=ModuleLoaded,involvedObject.name=$group-0" -o name | grep -q .
+}
+deadline=$((SECONDS + 30))
+until module_loaded_event || ((SECONDS >= deadline)); do sleep 0.3; done
+if ! module_loaded_event; then
+  kubectl get events -n default --field-selector "involvedObject.name=$group-0" >&2 || true
+  kubectl get node "$group-0" -o jsonpath='{.metadata.labels}' >&2 || true
+  fail "no ModuleLoaded event on $group-0"
+fi
 echo "ok: events created and patched"
 
 # An update: the operator deletes the outdated loader pods one node at a time.
