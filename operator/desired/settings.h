@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/version.h"
 
@@ -29,6 +30,17 @@ struct OperatorSettings {
   std::string priority_class = "kmm-node-critical";
   // How long a loader retries unloading a busy module; the pod's grace period exceeds it.
   int64_t unload_timeout_seconds = 60;
+  // The image build and sign Jobs run (--builder-image): kaniko's executor, as upstream's
+  // default, at the version kmm is tested with. `build.kanikoParams.tag` picks another tag.
+  std::string builder_image = "gcr.io/kaniko-project/executor:v1.23.2";
+  // Extra arguments for every build and sign (--builder-arg), e.g. kaniko's cache flags.
+  std::vector<std::string> builder_args;
+  // The image whose /usr/local/bin/sign-file signs modules (--signer-image): `make images`
+  // builds it from the kernel's own sign-file.
+  std::string signer_image = std::string("kmm-signer:v") + kVersion;
+  // Finished build and sign Jobs (and their pods, with the logs) are deleted this long after
+  // they end: a failed one stays this long to be inspected, then the build is retried.
+  int64_t finished_job_ttl_seconds = 3600;
 };
 
 }  // namespace kmm::desired

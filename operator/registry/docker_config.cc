@@ -76,8 +76,8 @@ absl::StatusOr<DockerConfig> DockerConfig::Parse(std::string_view text, std::str
       size_t colon = std::string::npos;
       if (absl::Base64Unescape(auth, &decoded)) colon = decoded.find(':');
       if (colon == std::string::npos) {
-        return absl::InvalidArgumentError(fmt::format(
-            "{}: auths[\"{}\"].auth is not base64 of USERNAME:PASSWORD", source, key));
+        return absl::InvalidArgumentError(
+            fmt::format("{}: auths[\"{}\"].auth is not base64 of USERNAME:PASSWORD", source, key));
       }
       credentials.username = decoded.substr(0, colon);
       credentials.password = decoded.substr(colon + 1);

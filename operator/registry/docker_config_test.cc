@@ -27,7 +27,8 @@ TEST(DockerConfigTest, FindsCredentialsAsTheKubeletMatchesThem) {
                                                             "Secret ns/pull");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_THAT(config->Find("docker.io", "library/busybox"), Optional(User("alice", "pw1")));
-  EXPECT_THAT(config->Find("registry.example:5000", "other/driver"), Optional(User("carol", "pw3")));
+  EXPECT_THAT(config->Find("registry.example:5000", "other/driver"),
+              Optional(User("carol", "pw3")));
   // The longest matching path wins, at a '/' boundary only.
   EXPECT_THAT(config->Find("registry.example:5000", "team/driver"), Optional(User("bob", "pw2")));
   EXPECT_THAT(config->Find("registry.example:5000", "team"), Optional(User("bob", "pw2")));
@@ -55,7 +56,8 @@ TEST(DockerConfigTest, ErrorsNameTheSecretAndTheEntry) {
            {R"({"auths": {"r.example": "x"}})", "auths[\"r.example\"] is not an object"},
            {R"({"auths": {"r.example": {"auth": "bm9jb2xvbg=="}}})",
             "auths[\"r.example\"].auth is not base64 of USERNAME:PASSWORD"},
-           {R"({"auths": {"r.example": {"username": 7}}})", "auths[\"r.example\"].username is not a string"},
+           {R"({"auths": {"r.example": {"username": 7}}})",
+            "auths[\"r.example\"].username is not a string"},
        }) {
     absl::StatusOr<DockerConfig> config = DockerConfig::Parse(bad.json, "Secret ns/pull");
     ASSERT_FALSE(config.ok()) << bad.json;

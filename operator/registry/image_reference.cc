@@ -32,7 +32,8 @@ const RE2& Digest() {
 }
 const RE2& Domain() {
   static const RE2 re(
-      "(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*"
+      "(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])"
+      "?))*"
       "(?::[0-9]+)?|\\[[0-9a-fA-F:.]+\\](?::[0-9]+)?");
   return re;
 }
@@ -68,7 +69,8 @@ absl::StatusOr<ImageReference> ParseImageReference(std::string_view image) {
     ref.tag = std::string(rest.substr(colon + 1));
     rest = rest.substr(0, colon);
     if (!FullMatch(ref.tag, Tag())) {
-      return Invalid(image, "the tag may hold only letters, digits, '_', '.' and '-' (at most 128)");
+      return Invalid(image,
+                     "the tag may hold only letters, digits, '_', '.' and '-' (at most 128)");
     }
   }
   if (ref.tag.empty() && ref.digest.empty()) ref.tag = "latest";
@@ -91,9 +93,10 @@ absl::StatusOr<ImageReference> ParseImageReference(std::string_view image) {
   for (absl::string_view part : absl::StrSplit(ToAbsl(path), '/')) {
     std::string_view component = FromAbsl(part);
     if (!FullMatch(component, PathComponent())) {
-      return Invalid(image, fmt::format("\"{}\" is not a valid repository path component "
-                                        "(lowercase letters, digits, and '.', '_' or '-' between them)",
-                                        component));
+      return Invalid(image,
+                     fmt::format("\"{}\" is not a valid repository path component "
+                                 "(lowercase letters, digits, and '.', '_' or '-' between them)",
+                                 component));
     }
   }
   ref.repository = std::string(path);

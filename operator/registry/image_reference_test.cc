@@ -17,7 +17,8 @@ TEST(ImageReferenceTest, SplitsNamesAsTheRuntimesDo) {
   for (const Case& c : std::vector<Case>{
            {"busybox", "docker.io", "registry-1.docker.io", "library/busybox", "latest", ""},
            {"busybox:1.36", "docker.io", "registry-1.docker.io", "library/busybox", "1.36", ""},
-           {"docker.io/acme/driver:v1", "docker.io", "registry-1.docker.io", "acme/driver", "v1", ""},
+           {"docker.io/acme/driver:v1", "docker.io", "registry-1.docker.io", "acme/driver", "v1",
+            ""},
            {"index.docker.io/acme/driver:v1", "docker.io", "registry-1.docker.io", "acme/driver",
             "v1", ""},
            {"registry.example:5000/team/kmm/driver:6.1.0-57-amd64", "registry.example:5000",

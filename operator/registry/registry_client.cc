@@ -175,10 +175,9 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Send(std::string_view m
   return response;
 }
 
-absl::StatusOr<std::string> RegistryClient::FetchToken(const Challenge& challenge,
-                                                       const ImageReference& image,
-                                                       const std::optional<Credentials>& credentials,
-                                                       const Transport& transport) {
+absl::StatusOr<std::string> RegistryClient::FetchToken(
+    const Challenge& challenge, const ImageReference& image,
+    const std::optional<Credentials>& credentials, const Transport& transport) {
   auto realm = challenge.params.find("realm");
   if (realm == challenge.params.end() || realm->second.empty()) {
     return absl::UnavailableError(fmt::format(
@@ -188,7 +187,8 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const Challenge& challeng
   std::string url = realm->second;
   char separator = url.find('?') == std::string::npos ? '?' : '&';
   if (auto service = challenge.params.find("service"); service != challenge.params.end()) {
-    absl::StrAppend(&url, std::string(1, separator), "service=", Escape(escaper.get(), service->second));
+    absl::StrAppend(&url, std::string(1, separator),
+                    "service=", Escape(escaper.get(), service->second));
     separator = '&';
   }
   std::string scope = "repository:" + image.repository + ":pull";
@@ -197,9 +197,10 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const Challenge& challeng
   }
   absl::StrAppend(&url, std::string(1, separator), "scope=", Escape(escaper.get(), scope));
   // The token service is a different server: it may be plain HTTP only if the registry is.
-  ASSIGN_OR_RETURN(Response response,
-                   Send("GET", url, HasUserPassword(credentials) ? BasicAuthorization(*credentials) : "",
-                        transport));
+  ASSIGN_OR_RETURN(
+      Response response,
+      Send("GET", url, HasUserPassword(credentials) ? BasicAuthorization(*credentials) : "",
+           transport));
   if (response.status == 401 || response.status == 403) {
     return HasUserPassword(credentials)
                ? absl::PermissionDeniedError(fmt::format(
@@ -226,8 +227,8 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const Challenge& challeng
     }
   }
   if (token.empty()) {
-    return absl::UnavailableError(fmt::format(
-        "the token service of registry {} answered without a token", image.api_host));
+    return absl::UnavailableError(
+        fmt::format("the token service of registry {} answered without a token", image.api_host));
   }
   absl::Duration lifetime = kDefaultTokenLifetime;
   if (document.contains("expires_in") && document["expires_in"].is_number()) {
@@ -244,9 +245,8 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const Challenge& challeng
 absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
                                                   const std::optional<Credentials>& credentials,
                                                   const Transport& transport) {
-  const std::string url = absl::StrCat(transport.insecure ? "http" : "https", "://",
-                                       image.api_host, "/v2/", image.repository, "/manifests/",
-                                       image.Reference());
+  const std::string url = absl::StrCat(transport.insecure ? "http" : "https", "://", image.api_host,
+                                       "/v2/", image.repository, "/manifests/", image.Reference());
   const std::string name = image.ToString();
   const std::string key = absl::StrCat(image.api_host, "|", image.repository, "|",
                                        credentials ? credentials->username : "");
@@ -269,11 +269,11 @@ absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
   for (int attempt = 0; attempt < 3; ++attempt) {
     absl::StatusOr<Response> response = Send(method, url, authorization, transport);
     if (!response.ok()) {
-      return absl::UnavailableError(fmt::format(
-          "image {}: cannot reach the registry: {}. If it serves plain HTTP, set "
-          "registryTLS.insecure; if its certificate is not trusted, "
-          "registryTLS.insecureSkipTLSVerify",
-          name, response.status().message()));
+      return absl::UnavailableError(
+          fmt::format("image {}: cannot reach the registry: {}. If it serves plain HTTP, set "
+                      "registryTLS.insecure; if its certificate is not trusted, "
+                      "registryTLS.insecureSkipTLSVerify",
+                      name, response.status().message()));
     }
     switch (response->status) {
       case 200:
@@ -290,27 +290,28 @@ absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
       case 401: {
         std::optional<Challenge> challenge = ParseChallenge(response->headers["www-authenticate"]);
         if (authenticated || !challenge) {
-          if (!HasUserPassword(credentials) && !(credentials && !credentials->registry_token.empty())) {
-            return absl::UnauthenticatedError(fmt::format(
-                "image {}: the registry requires credentials; name a "
-                "kubernetes.io/dockerconfigjson Secret with them in imageRepoSecret{}",
-                name, RegistryErrors(response->body)));
+          if (!HasUserPassword(credentials) &&
+              !(credentials && !credentials->registry_token.empty())) {
+            return absl::UnauthenticatedError(
+                fmt::format("image {}: the registry requires credentials; name a "
+                            "kubernetes.io/dockerconfigjson Secret with them in imageRepoSecret{}",
+                            name, RegistryErrors(response->body)));
           }
           {
             absl::MutexLock lock(&mu_);
             tokens_.erase(key);
           }
-          return absl::PermissionDeniedError(fmt::format(
-              "image {}: the registry refused the credentials from imageRepoSecret{}", name,
-              RegistryErrors(response->body)));
+          return absl::PermissionDeniedError(
+              fmt::format("image {}: the registry refused the credentials from imageRepoSecret{}",
+                          name, RegistryErrors(response->body)));
         }
         authenticated = true;
         if (challenge->scheme == "basic") {
           if (!HasUserPassword(credentials)) {
-            return absl::UnauthenticatedError(fmt::format(
-                "image {}: the registry requires a username and password; name a "
-                "kubernetes.io/dockerconfigjson Secret with them in imageRepoSecret",
-                name));
+            return absl::UnauthenticatedError(
+                fmt::format("image {}: the registry requires a username and password; name a "
+                            "kubernetes.io/dockerconfigjson Secret with them in imageRepoSecret",
+                            name));
           }
           authorization = BasicAuthorization(*credentials);
           absl::MutexLock lock(&mu_);

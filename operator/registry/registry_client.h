@@ -24,9 +24,9 @@ namespace kmm::registry {
 
 // How to reach the registry; the Module's `registryTLS` and friends.
 struct Transport {
-  bool insecure = false;              // plain HTTP ("insecure")
-  bool skip_tls_verify = false;       // HTTPS without checking the certificate
-  std::string ca_file;                // extra CA bundle (PEM) to trust; empty: the system's
+  bool insecure = false;         // plain HTTP ("insecure")
+  bool skip_tls_verify = false;  // HTTPS without checking the certificate
+  std::string ca_file;           // extra CA bundle (PEM) to trust; empty: the system's
   bool operator==(const Transport&) const = default;
 };
 

@@ -11,12 +11,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <algorithm>
-#include <chrono>
 #include <thread>
 
 #include "absl/strings/str_replace.h"
@@ -149,8 +149,10 @@ TEST_P(RecordedAnswersTest, ClientAsksAndConcludesAsRecorded) {
     absl::StatusOr<ImageStatus> status = client.Check(*image, credentials, PlainHttp());
     if (expect.contains("error")) {
       ASSERT_FALSE(status.ok()) << "exists=" << status->exists;
-      EXPECT_EQ(absl::StatusCodeToString(status.status().code()), expect["error"].get<std::string>());
-      EXPECT_THAT(std::string(status.status().message()), HasSubstr(expect["message"].get<std::string>()));
+      EXPECT_EQ(absl::StatusCodeToString(status.status().code()),
+                expect["error"].get<std::string>());
+      EXPECT_THAT(std::string(status.status().message()),
+                  HasSubstr(expect["message"].get<std::string>()));
       EXPECT_THAT(std::string(status.status().message()), HasSubstr(image->ToString()))
           << "errors name the image";
     } else {
@@ -186,9 +188,10 @@ INSTANTIATE_TEST_SUITE_P(Recordings, RecordedAnswersTest, ::testing::ValuesIn(Re
 TEST(RegistryClientTest, AnExpiredTokenIsFetchedAgain) {
   ReplayRegistry registry(json::array());
   const std::string host = registry.host();
-  json challenge = {{"status", 401},
-                    {"headers",
-                     {{"Www-Authenticate", "Bearer realm=\"http://" + host + "/token\",service=\"s\""}}}};
+  json challenge = {
+      {"status", 401},
+      {"headers",
+       {{"Www-Authenticate", "Bearer realm=\"http://" + host + "/token\",service=\"s\""}}}};
   json head = {{"method", "HEAD"}, {"path", "/v2/a/b/manifests/1"}, {"authorization", nullptr}};
   json token_request = {{"method", "GET"},
                         {"path", "/token"},
