@@ -151,6 +151,10 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Send(std::string_view m
   curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   if (method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  // Blobs may be served from storage elsewhere; curl does not carry the Authorization
+  // header to another host.
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
   if (transport.skip_tls_verify) {
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -242,11 +246,11 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(
   return authorization;
 }
 
-absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
-                                                  const std::optional<Credentials>& credentials,
-                                                  const Transport& transport) {
+absl::StatusOr<RegistryClient::Response> RegistryClient::Exchange(
+    const ImageReference& image, std::string_view method, const std::string& path,
+    const std::optional<Credentials>& credentials, const Transport& transport) {
   const std::string url = absl::StrCat(transport.insecure ? "http" : "https", "://", image.api_host,
-                                       "/v2/", image.repository, "/manifests/", image.Reference());
+                                       "/v2/", image.repository, path);
   const std::string name = image.ToString();
   const std::string key = absl::StrCat(image.api_host, "|", image.repository, "|",
                                        credentials ? credentials->username : "");
@@ -265,7 +269,6 @@ absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
   }
 
   bool authenticated = false;  // sent what the challenge asked for
-  std::string method = "HEAD";
   for (int attempt = 0; attempt < 3; ++attempt) {
     absl::StatusOr<Response> response = Send(method, url, authorization, transport);
     if (!response.ok()) {
@@ -275,70 +278,134 @@ absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
                       "registryTLS.insecureSkipTLSVerify",
                       name, response.status().message()));
     }
-    switch (response->status) {
-      case 200:
-        return ImageStatus{true, response->headers["docker-content-digest"]};
-      case 404:
-        return ImageStatus{false, ""};
-      case 405:
-        // A registry that does not do HEAD on manifests; GET answers the same question.
-        if (method == "HEAD") {
-          method = "GET";
-          continue;
-        }
-        break;
-      case 401: {
-        std::optional<Challenge> challenge = ParseChallenge(response->headers["www-authenticate"]);
-        if (authenticated || !challenge) {
-          if (!HasUserPassword(credentials) &&
-              !(credentials && !credentials->registry_token.empty())) {
-            return absl::UnauthenticatedError(
-                fmt::format("image {}: the registry requires credentials; name a "
-                            "kubernetes.io/dockerconfigjson Secret with them in imageRepoSecret{}",
-                            name, RegistryErrors(response->body)));
-          }
-          {
-            absl::MutexLock lock(&mu_);
-            tokens_.erase(key);
-          }
-          return absl::PermissionDeniedError(
-              fmt::format("image {}: the registry refused the credentials from imageRepoSecret{}",
-                          name, RegistryErrors(response->body)));
-        }
-        authenticated = true;
-        if (challenge->scheme == "basic") {
-          if (!HasUserPassword(credentials)) {
-            return absl::UnauthenticatedError(
-                fmt::format("image {}: the registry requires a username and password; name a "
-                            "kubernetes.io/dockerconfigjson Secret with them in imageRepoSecret",
-                            name));
-          }
-          authorization = BasicAuthorization(*credentials);
-          absl::MutexLock lock(&mu_);
-          tokens_[key] = {authorization, clock_.Now() + absl::Hours(1)};
-        } else if (challenge->scheme == "bearer") {
-          absl::StatusOr<std::string> token = FetchToken(*challenge, image, credentials, transport);
-          if (!token.ok()) return Annotate(token.status(), "image " + name);
-          authorization = *std::move(token);
-        } else {
-          return absl::UnimplementedError(fmt::format(
-              "image {}: the registry asks for \"{}\" authentication; kmm speaks Basic and Bearer",
-              name, challenge->scheme));
-        }
-        continue;
+    if (response->status != 401) return response;
+    std::optional<Challenge> challenge = ParseChallenge(response->headers["www-authenticate"]);
+    if (authenticated || !challenge) {
+      if (!HasUserPassword(credentials) && !(credentials && !credentials->registry_token.empty())) {
+        return absl::UnauthenticatedError(
+            fmt::format("image {}: the registry requires credentials; name a "
+                        "kubernetes.io/dockerconfigjson Secret with them in imageRepoSecret{}",
+                        name, RegistryErrors(response->body)));
       }
-      case 403:
-        return absl::PermissionDeniedError(
-            fmt::format("image {}: the registry forbids reading it (HTTP 403){}", name,
-                        RegistryErrors(response->body)));
-      default:
-        break;
+      {
+        absl::MutexLock lock(&mu_);
+        tokens_.erase(key);
+      }
+      return absl::PermissionDeniedError(
+          fmt::format("image {}: the registry refused the credentials from imageRepoSecret{}", name,
+                      RegistryErrors(response->body)));
     }
-    return absl::UnavailableError(fmt::format("image {}: the registry answered HTTP {}{}", name,
-                                              response->status, RegistryErrors(response->body)));
+    authenticated = true;
+    if (challenge->scheme == "basic") {
+      if (!HasUserPassword(credentials)) {
+        return absl::UnauthenticatedError(
+            fmt::format("image {}: the registry requires a username and password; name a "
+                        "kubernetes.io/dockerconfigjson Secret with them in imageRepoSecret",
+                        name));
+      }
+      authorization = BasicAuthorization(*credentials);
+      absl::MutexLock lock(&mu_);
+      tokens_[key] = {authorization, clock_.Now() + absl::Hours(1)};
+    } else if (challenge->scheme == "bearer") {
+      absl::StatusOr<std::string> token = FetchToken(*challenge, image, credentials, transport);
+      if (!token.ok()) return Annotate(token.status(), "image " + name);
+      authorization = *std::move(token);
+    } else {
+      return absl::UnimplementedError(fmt::format(
+          "image {}: the registry asks for \"{}\" authentication; kmm speaks Basic and Bearer",
+          name, challenge->scheme));
+    }
   }
   return absl::UnavailableError(
       fmt::format("image {}: the registry kept asking for authentication", name));
+}
+
+namespace {
+
+// An answer about the image that is neither "there" nor "not there".
+absl::Status UnexpectedAnswer(const std::string& name, long status, const std::string& body) {
+  if (status == 403) {
+    return absl::PermissionDeniedError(fmt::format(
+        "image {}: the registry forbids reading it (HTTP 403){}", name, RegistryErrors(body)));
+  }
+  return absl::UnavailableError(
+      fmt::format("image {}: the registry answered HTTP {}{}", name, status, RegistryErrors(body)));
+}
+
+bool IsIndex(const nlohmann::json& manifest, const std::string& content_type) {
+  std::string type = manifest.value("mediaType", content_type);
+  return type.find("index") != std::string::npos || type.find("manifest.list") != std::string::npos;
+}
+
+}  // namespace
+
+absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
+                                                  const std::optional<Credentials>& credentials,
+                                                  const Transport& transport, bool with_labels) {
+  const std::string name = image.ToString();
+  const std::string manifest_path = "/manifests/" + image.Reference();
+  if (!with_labels) {
+    ASSIGN_OR_RETURN(Response response,
+                     Exchange(image, "HEAD", manifest_path, credentials, transport));
+    if (response.status == 405) {
+      // A registry that does not do HEAD on manifests; GET answers the same question.
+      ASSIGN_OR_RETURN(response, Exchange(image, "GET", manifest_path, credentials, transport));
+    }
+    if (response.status == 200)
+      return ImageStatus{true, response.headers["docker-content-digest"], {}};
+    if (response.status == 404) return ImageStatus{false, "", {}};
+    return UnexpectedAnswer(name, response.status, response.body);
+  }
+
+  // The labels are in the image's config blob: manifest (through an index to the
+  // linux/amd64 one, or the first), then the config.
+  ASSIGN_OR_RETURN(Response response,
+                   Exchange(image, "GET", manifest_path, credentials, transport));
+  if (response.status == 404) return ImageStatus{false, "", {}};
+  if (response.status != 200) return UnexpectedAnswer(name, response.status, response.body);
+  ImageStatus status{true, response.headers["docker-content-digest"], {}};
+  auto parse = [&](const Response& answer) -> absl::StatusOr<nlohmann::json> {
+    nlohmann::json document =
+        nlohmann::json::parse(answer.body, nullptr, /*allow_exceptions=*/false);
+    if (!document.is_object()) {
+      return absl::UnavailableError(
+          fmt::format("image {}: the registry sent a manifest that is not JSON", name));
+    }
+    return document;
+  };
+  ASSIGN_OR_RETURN(nlohmann::json manifest, parse(response));
+  if (IsIndex(manifest, response.headers["content-type"])) {
+    std::string chosen;
+    for (const nlohmann::json& entry : manifest.value("manifests", nlohmann::json::array())) {
+      if (!entry.is_object() || !entry.contains("digest")) continue;
+      const nlohmann::json platform = entry.value("platform", nlohmann::json::object());
+      if (chosen.empty()) chosen = entry["digest"].get<std::string>();
+      if (platform.value("os", "") == "linux" && platform.value("architecture", "") == "amd64") {
+        chosen = entry["digest"].get<std::string>();
+        break;
+      }
+    }
+    if (chosen.empty()) return status;  // an empty index: exists, no labels
+    ASSIGN_OR_RETURN(Response inner,
+                     Exchange(image, "GET", "/manifests/" + chosen, credentials, transport));
+    if (inner.status != 200) return UnexpectedAnswer(name, inner.status, inner.body);
+    ASSIGN_OR_RETURN(manifest, parse(inner));
+  }
+  const nlohmann::json config = manifest.value("config", nlohmann::json::object());
+  if (!config.contains("digest") || !config["digest"].is_string()) return status;
+  ASSIGN_OR_RETURN(Response blob,
+                   Exchange(image, "GET", "/blobs/" + config["digest"].get<std::string>(),
+                            credentials, transport));
+  if (blob.status != 200) return UnexpectedAnswer(name, blob.status, blob.body);
+  ASSIGN_OR_RETURN(nlohmann::json image_config, parse(blob));
+  const nlohmann::json labels = image_config.value("config", nlohmann::json::object())
+                                    .value("Labels", nlohmann::json::object());
+  if (labels.is_object()) {
+    for (const auto& [label, value] : labels.items()) {
+      if (value.is_string()) status.labels[label] = value.get<std::string>();
+    }
+  }
+  return status;
 }
 
 }  // namespace kmm::registry

@@ -33,6 +33,9 @@ struct Transport {
 struct ImageStatus {
   bool exists = false;
   std::string digest;  // Docker-Content-Digest when it exists, if the registry sent one
+  // The image config's labels (Check with `with_labels`); for an index, those of its
+  // linux/amd64 image.
+  std::map<std::string, std::string> labels;
 };
 
 // One challenge of a WWW-Authenticate header: `Bearer realm="...",service="..."`.
@@ -57,10 +60,11 @@ class RegistryClient {
   // Whether `image` exists. An absent image is a successful answer (exists == false);
   // errors are for answers that say nothing about it: the registry unreachable
   // (Unavailable), credentials refused (PermissionDenied / Unauthenticated), a server
-  // error. Messages name the image and what to fix.
+  // error. Messages name the image and what to fix. `with_labels` reads the image's labels
+  // too (GET manifest, then the config blob) instead of one HEAD.
   absl::StatusOr<ImageStatus> Check(const ImageReference& image,
                                     const std::optional<Credentials>& credentials,
-                                    const Transport& transport);
+                                    const Transport& transport, bool with_labels = false);
 
   // How many HTTP requests were sent (for tests and metrics).
   int requests() const;
@@ -73,6 +77,13 @@ class RegistryClient {
   };
   absl::StatusOr<Response> Send(std::string_view method, const std::string& url,
                                 const std::string& authorization, const Transport& transport);
+  // One request for `path` under /v2/<repository>, authenticating as the registry's
+  // challenge asks (tokens cached). Returns any answer but 401; errors when unreachable or
+  // refused.
+  absl::StatusOr<Response> Exchange(const ImageReference& image, std::string_view method,
+                                    const std::string& path,
+                                    const std::optional<Credentials>& credentials,
+                                    const Transport& transport);
   absl::StatusOr<std::string> FetchToken(const Challenge& challenge, const ImageReference& image,
                                          const std::optional<Credentials>& credentials,
                                          const Transport& transport);

@@ -146,7 +146,8 @@ TEST_P(RecordedAnswersTest, ClientAsksAndConcludesAsRecorded) {
   const json& expect = recording["expect"];
   const int checks = recording.value("checks", 1);
   for (int i = 0; i < checks; ++i) {
-    absl::StatusOr<ImageStatus> status = client.Check(*image, credentials, PlainHttp());
+    absl::StatusOr<ImageStatus> status =
+        client.Check(*image, credentials, PlainHttp(), recording.value("with_labels", false));
     if (expect.contains("error")) {
       ASSERT_FALSE(status.ok()) << "exists=" << status->exists;
       EXPECT_EQ(absl::StatusCodeToString(status.status().code()),
@@ -159,6 +160,7 @@ TEST_P(RecordedAnswersTest, ClientAsksAndConcludesAsRecorded) {
       ASSERT_TRUE(status.ok()) << status.status();
       EXPECT_EQ(status->exists, expect["exists"].get<bool>());
       EXPECT_EQ(status->digest, expect.value("digest", ""));
+      EXPECT_EQ(json(status->labels), expect.value("labels", json::object()));
     }
     clock.Advance(absl::Seconds(30));  // within every recorded token's life
   }
