@@ -77,14 +77,17 @@ void AddDockerConfig(const api::Module& module, json& volumes, json& mounts) {
 }
 
 json JobObject(const api::Module& module, std::string_view name, std::string_view component,
-               const api::ResolvedMapping& mapping, std::string_view image, json pod_spec,
-               json pod_annotations, std::string_view hash_extra,
-               const OperatorSettings& settings) {
+               std::string_view image_label, const api::ResolvedMapping& mapping,
+               std::string_view image, json pod_spec, json pod_annotations,
+               std::string_view hash_extra, const OperatorSettings& settings) {
   const json labels = Labels(module, component, mapping.kernel_version);
   json pod_metadata = {{"labels", labels}};
   if (!pod_annotations.empty()) pod_metadata["annotations"] = std::move(pod_annotations);
   json pod_template = {{"metadata", pod_metadata}, {"spec", std::move(pod_spec)}};
   const std::string hash = InputsHash(pod_template.dump() + "\n" + std::string(hash_extra));
+  // Added after hashing: the label carries the hash of everything else.
+  pod_template["spec"]["containers"][0]["args"].push_back(
+      fmt::format("--label={}={}", image_label, hash));
   return {
       {"apiVersion", "batch/v1"},
       {"kind", "Job"},
@@ -181,8 +184,8 @@ absl::StatusOr<json> BuildJobFor(const api::Module& module, const api::ResolvedM
   // What the template only names: the build context's contents.
   json contents = {{"data", context.data}, {"binaryData", context.binary_data}};
   return JobObject(module, BuildJobName(module.metadata.name, mapping.kernel_version),
-                   kBuildComponent, mapping, mapping.container_image, std::move(pod_spec),
-                   json::object(), contents.dump(), settings);
+                   kBuildComponent, kBuildHashImageLabel, mapping, mapping.container_image,
+                   std::move(pod_spec), json::object(), contents.dump(), settings);
 }
 
 std::string UnsignedImageFor(const api::ResolvedMapping& mapping) {
@@ -215,7 +218,7 @@ std::string SignDockerfile(const api::Module& module, const api::ResolvedMapping
 }
 
 json SignJobFor(const api::Module& module, const api::ResolvedMapping& mapping,
-                std::string_view keys_digest, const OperatorSettings& settings) {
+                std::string_view inputs, const OperatorSettings& settings) {
   const api::Sign& sign = *mapping.sign;
   json args = {fmt::format("--dockerfile={}/Dockerfile", kWorkspace),
                fmt::format("--context=dir://{}", kWorkspace),
@@ -247,8 +250,8 @@ json SignJobFor(const api::Module& module, const api::ResolvedMapping& mapping,
       BuildPodSpec(module, module.spec.selector, std::move(container), std::move(volumes));
   json annotations = {{kSignDockerfileAnnotation, SignDockerfile(module, mapping, settings)}};
   return JobObject(module, SignJobName(module.metadata.name, mapping.kernel_version),
-                   kSignComponent, mapping, mapping.container_image, std::move(pod_spec),
-                   std::move(annotations), keys_digest, settings);
+                   kSignComponent, kSignHashImageLabel, mapping, mapping.container_image,
+                   std::move(pod_spec), std::move(annotations), inputs, settings);
 }
 
 }  // namespace kmm::desired

@@ -30,6 +30,11 @@ namespace kmm::desired {
 
 // On build and sign Jobs: the hash of their inputs.
 inline constexpr std::string_view kInputsHashAnnotation = "kmm.sigs.x-k8s.io/inputs-hash";
+// On the images they push, the same hash as an image label: the registry then tells the
+// operator what an existing image was built (and signed) from, across Job clean-ups and
+// operator restarts. An image without them was pushed by someone else and is used as it is.
+inline constexpr std::string_view kBuildHashImageLabel = "kmm.sigs.x-k8s.io/build-hash";
+inline constexpr std::string_view kSignHashImageLabel = "kmm.sigs.x-k8s.io/sign-hash";
 // On build and sign Jobs: the kernel (as the nodes report it) and the image they push.
 inline constexpr std::string_view kKernelAnnotation = "kmm.sigs.x-k8s.io/kernel-version";
 inline constexpr std::string_view kImageAnnotation = "kmm.sigs.x-k8s.io/image";
@@ -70,10 +75,11 @@ std::string UnsignedImageFor(const api::ResolvedMapping& mapping);
 std::string SignDockerfile(const api::Module& module, const api::ResolvedMapping& mapping,
                            const OperatorSettings& settings);
 
-// The sign Job for `mapping` (which must have `sign`). `keys_digest` stands for the contents
-// of the key and certificate Secrets (e.g. a hash of them), so rotating a key re-signs.
+// The sign Job for `mapping` (which must have `sign`). `inputs` stands for what the Job only
+// names: the contents of the key and certificate Secrets (a hash of them) and, after a build,
+// the build's inputs hash, so a rotated key or a rebuilt image is signed again.
 nlohmann::json SignJobFor(const api::Module& module, const api::ResolvedMapping& mapping,
-                          std::string_view keys_digest, const OperatorSettings& settings);
+                          std::string_view inputs, const OperatorSettings& settings);
 
 // A 16-hex-digit FNV-1a hash of `text`, for inputs hashes.
 std::string InputsHash(std::string_view text);
