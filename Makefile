@@ -21,7 +21,7 @@ DEB_PACKAGES := \
   dpkg-dev autoconf automake libtool libzstd-dev liblzma-dev zstd xz-utils \
   clang-format clang-tidy openssl kmod cpio busybox-static qemu-system-x86 \
   python3 curl procps \
-  umoci skopeo docker-registry qemu-utils mmdebstrap e2fsprogs openssh-client \
+  umoci skopeo docker-registry qemu-utils mmdebstrap e2fsprogs openssh-client ca-certificates \
   linux-image-amd64 linux-headers-amd64
 
 .PHONY: deps build images test test-asan test-tsan bench demo demo-down demo-loader fmt lint clean

@@ -4,7 +4,9 @@
 # Builds the images twice and asserts equal digests; pushes them to the test cluster's
 # registry and reads back digest, tag, user and entrypoint; pulls them back, unpacks them and
 # runs what they hold: the binaries on only the image's libraries, the module image's copy
-# step with the loader image's kmm-copy (no shell, no libc in it), the consumer script.
+# step with the loader image's kmm-copy (no shell, no libc in it), the consumer script, and
+# the in-cluster build images: kaniko's executor, a module built in the build base and
+# signed in the signer image with a throwaway key.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=$(realpath "$1")
@@ -43,10 +45,12 @@ declare -A digest tag
 while read -r reference image_digest _; do
   digest[${reference%%:*}]=$image_digest tag[${reference%%:*}]=${reference#*:}
 done < "$work/first.txt"
-for name in kmm-operator kmm-loader kmm-consumer; do
+for name in kmm-operator kmm-loader kmm-consumer kmm-builder kmm-signer; do
   [[ ${tag[$name]:-} == "v$version" ]] || fail "$name is tagged '${tag[$name]:-}', not v$version"
 done
-[[ ${tag[kmm-ci-modules]:-} == "$kernel" ]] || fail "kmm-ci-modules is not tagged $kernel"
+for name in kmm-ci-modules kmm-build-base; do
+  [[ ${tag[$name]:-} == "$kernel" ]] || fail "$name is not tagged $kernel"
+done
 
 echo "--- pushed to $KMM_REGISTRY and read back"
 "$here/push-images" "$work/first" "$KMM_REGISTRY"
@@ -70,6 +74,17 @@ expect_config kmm-operator 65532:65532 /usr/bin/kmm-operator
 expect_config kmm-loader "" /usr/bin/kmm-loader
 expect_config kmm-ci-modules "" ""
 expect_config kmm-consumer 65532:65532 /usr/bin/kmm-consumer
+expect_config kmm-builder 0:0 /kaniko/executor
+expect_config kmm-build-base "" ""
+expect_config kmm-signer "" /usr/local/bin/sign-file
+# What upstream KMM's kaniko Job relies on besides the entrypoint.
+config=$(skopeo inspect --tls-verify=false --config "docker://$KMM_REGISTRY/kmm-builder:v$version")
+[[ $(json 'd["config"].get("WorkingDir", "")' <<<"$config") == /workspace ]] \
+  || fail "kmm-builder: workdir is not /workspace: $config"
+for variable in DOCKER_CONFIG=/kaniko/.docker/ SSL_CERT_DIR=/kaniko/ssl/certs HOME=/root; do
+  [[ " $(json '" ".join(d["config"]["Env"])' <<<"$config") " == *" $variable "* ]] \
+    || fail "kmm-builder: no $variable in its environment: $config"
+done
 
 if [[ $(id -u) != 0 ]]; then
   echo "not root: running the images' contents (chroot) skipped"
@@ -94,13 +109,16 @@ expect_libraries() {
   ! grep 'not found' "$work/libraries.txt" || fail "$root: libraries missing from the image"
   listed=$(grep -o '/[^ ]*' "$work/libraries.txt" | while read -r library; do
       realpath -m "$root$library"; done | sed "s|^$root||" | sort -u)
-  present=$(cd "$root" && find . -type f ! -path './usr/bin/*' | sed 's|^\.||' | sort)
+  present=$(cd "$root" && find . -type f ! -path './usr/bin/*' ! -path './usr/local/bin/*' \
+    ! -path './bin/*' | sed 's|^\.||' | sort)
   [[ -n $present && $listed == "$present" ]] \
     || fail "$root: its libraries differ from what its binaries use: $(diff <(echo "$listed") <(echo "$present"))"
   ! grep -q '\.debug_info' < <(find "$root" -type f -exec readelf -S --wide {} + 2>/dev/null) \
     || fail "$root: a file still has debug info"
   echo "$root: $(wc -l <<<"$present") libraries, the ones its binaries load"
 }
+# A minimal /dev, as a container runtime provides it.
+make_dev() { mkdir -p "$1/dev" && mknod -m 0666 "$1/dev/null" c 1 3; }
 
 root=$work/run/kmm-operator/rootfs
 expect_libraries "$root" /usr/bin/kmm-operator
@@ -151,7 +169,7 @@ echo "--- the consumer: no device, then a device it holds open until SIGTERM"
 root=$work/run/kmm-consumer/rootfs
 # What a container runtime provides: /dev/null, and the allocated device (a file here that
 # reads like kmm_ci_a's device).
-mkdir -p "$root/dev" && mknod -m 0666 "$root/dev/null" c 1 3
+make_dev "$root"
 consumer() { chroot --userspec=65532:65532 "$root" /usr/bin/kmm-consumer; }
 rc=0
 got=$(consumer 2>&1) || rc=$?
@@ -187,5 +205,45 @@ until [[ $(ps -o stat= -p "$sleeper_pid" || true) != [^Z]* ]]; do
 done
 sleeper_pid=
 cat "$work/consumer.log"
+
+echo "--- the build images: kaniko's executor, a module built in the base and signed in the signer"
+root=$work/run/kmm-builder/rootfs
+[[ -s $root/kaniko/ssl/certs/ca-certificates.crt && -d $root/kaniko/.docker ]] \
+  || fail "kmm-builder has no CA bundle or no /kaniko/.docker"
+[[ -z $(interpreter "$root/kaniko/executor") ]] || fail "kaniko's executor is not static"
+got=$(chroot "$root" /kaniko/executor version)
+[[ $got == "Kaniko version"*v[0-9]* ]] || fail "/kaniko/executor version: $got"
+echo "kmm-builder: $got"
+# The module as a Dockerfile FROM kmm-build-base builds it (test/node/build-experiment.md).
+root=$work/run/kmm-build-base/rootfs
+[[ -d $root/usr/src/linux-headers-$kernel ]] || fail "kmm-build-base has no headers for $kernel"
+make_dev "$root"
+mkdir -p "$root/src"
+cp "$here/../test/modules/kmm_ci_a.c" "$here/../test/modules/kmm_ci_a.h" "$root/src/"
+echo 'obj-m += kmm_ci_a.o' > "$root/src/Kbuild"
+chroot "$root" /bin/sh -c "make -s -C /usr/src/linux-headers-$kernel M=/src modules \
+  && mkdir -p /opt/lib/modules/$kernel && cp /src/kmm_ci_a.ko /opt/lib/modules/$kernel/ \
+  && depmod -b /opt $kernel" > "$work/module-build.log" 2>&1 \
+  || fail "the module build in kmm-build-base failed: $(tail -n 20 "$work/module-build.log")"
+built=$root/opt/lib/modules/$kernel/kmm_ci_a.ko
+[[ $(modinfo -F vermagic "$built") == "$kernel "* ]] || fail "vermagic: $(modinfo -F vermagic "$built")"
+[[ -f $root/opt/lib/modules/$kernel/modules.dep ]] || fail "depmod wrote no modules.dep"
+echo "kmm-build-base: built kmm_ci_a for $(modinfo -F vermagic "$built")"
+root=$work/run/kmm-signer/rootfs
+expect_libraries "$root" /usr/local/bin/sign-file
+make_dev "$root"
+mkdir -p "$root/run/secrets/key" "$root/run/secrets/cert" "$root/signroot"
+openssl req -new -x509 -nodes -newkey rsa:2048 -days 1 -subj "/CN=kmm-images-test/" \
+  -keyout "$root/run/secrets/key/key.pem" -outform PEM -out "$root/run/secrets/cert/cert.pem" 2>/dev/null
+cp "$built" "$root/signroot/"
+[[ -z $(modinfo -F signer "$root/signroot/kmm_ci_a.ko") ]] || fail "kmm_ci_a is signed before signing"
+# As a signing build's RUN does: a busybox loop over the files, skipping the missing ones.
+# shellcheck disable=SC2016 # expanded by the image's shell
+chroot "$root" /bin/sh -c 'for f in /signroot/kmm_ci_a.ko /signroot/missing.ko; do
+    if [ -e "$f" ]; then sign-file sha256 /run/secrets/key/key.pem /run/secrets/cert/cert.pem "$f" || exit 1; fi
+  done' || fail "sign-file in kmm-signer failed"
+[[ $(modinfo -F signer "$root/signroot/kmm_ci_a.ko") == kmm-images-test ]] \
+  || fail "the signed module's signer: $(modinfo "$root/signroot/kmm_ci_a.ko")"
+echo "kmm-signer: kmm_ci_a signed, modinfo: signer $(modinfo -F signer "$root/signroot/kmm_ci_a.ko"), $(modinfo -F sig_hashalgo "$root/signroot/kmm_ci_a.ko")"
 rm -rf "$work"
 echo "PASS"
