@@ -146,6 +146,21 @@ int main(int argc, char** argv) {
   app.add_option("--unload-timeout", settings.unload_timeout_seconds,
                  "Seconds a loader retries unloading a busy module")
       ->capture_default_str();
+  app.add_option("--builder-image", settings.builder_image,
+                 "Image of kaniko's executor, which in-cluster build and sign Jobs run "
+                 "(build.kanikoParams.tag picks another tag of it)")
+      ->capture_default_str();
+  app.add_option("--builder-arg", settings.builder_args,
+                 "An extra argument for every build and sign (repeat), e.g. --builder-arg "
+                 "--insecure-registry=registry.example:5000");
+  app.add_option("--signer-image", settings.signer_image,
+                 "Image with /usr/local/bin/sign-file and a shell, which sign Jobs sign modules in")
+      ->capture_default_str();
+  app.add_option("--finished-job-ttl", settings.finished_job_ttl_seconds,
+                 "Seconds a finished build or sign Job (and its pods' logs) is kept; a failed "
+                 "build is retried after it is removed")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{60}, int64_t{7 * 24 * 3600}));
   std::string kubeconfig;
   app.add_option("--kubeconfig", kubeconfig, "Kubeconfig file (default: in-cluster config)");
 

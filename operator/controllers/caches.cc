@@ -1,6 +1,7 @@
 #include "operator/controllers/caches.h"
 
 #include "fmt/format.h"
+#include "operator/desired/build_job.h"
 #include "operator/desired/labels.h"
 #include "operator/desired/node_selection.h"
 #include "operator/kube/field_filter.h"
@@ -114,6 +115,44 @@ nlohmann::json TrimDaemonSet(nlohmann::json daemonset) {
   return trimmed;
 }
 
+nlohmann::json TrimJob(nlohmann::json job) {
+  nlohmann::json trimmed =
+      kube::KeepFields(job, {"/metadata/labels", "/metadata/uid", "/metadata/deletionTimestamp",
+                             "/status/active", "/status/succeeded", "/status/failed"});
+  for (std::string_view annotation :
+       {desired::kInputsHashAnnotation, desired::kKernelAnnotation, desired::kImageAnnotation}) {
+    const nlohmann::json& value = kube::FieldAt(job, {"metadata", "annotations", annotation});
+    if (!value.is_null()) trimmed["metadata"]["annotations"][std::string(annotation)] = value;
+  }
+  // Only whether it finished, and how: the Complete and Failed conditions.
+  const nlohmann::json& conditions = kube::FieldAt(job, {"status", "conditions"});
+  if (conditions.is_array()) {
+    for (const nlohmann::json& condition : conditions) {
+      const std::string type = condition.value("type", "");
+      if ((type == "Complete" || type == "Failed") && condition.value("status", "") == "True") {
+        trimmed["status"]["conditions"].push_back(
+            {{"type", type}, {"status", "True"}, {"message", condition.value("message", "")}});
+      }
+    }
+  }
+  return trimmed;
+}
+
+nlohmann::json TrimConfigMap(nlohmann::json config_map) {
+  nlohmann::json trimmed = kube::KeepFields(config_map, {});
+  for (const char* field : {"data", "binaryData"}) {
+    const nlohmann::json& values =
+        config_map.contains(field) ? config_map[field] : nlohmann::json();
+    if (!values.is_object()) continue;
+    nlohmann::json& hashes = trimmed[field] = nlohmann::json::object();
+    for (auto it = values.begin(); it != values.end(); ++it) {
+      hashes[it.key()] =
+          it->is_string() ? desired::InputsHash(it->get_ref<const std::string&>()) : "";
+    }
+  }
+  return trimmed;
+}
+
 NamespacedCache::NamespacedCache(kube::KubeClient& client,
                                  const std::vector<std::string>& namespaces,
                                  const kube::InformerOptions& options) {
@@ -179,13 +218,18 @@ Caches::Caches(kube::KubeClient& client, const std::vector<std::string>& namespa
       daemonsets(client, namespaces,
                  Options(kube::resources::kDaemonSets, "", kManagedBySelector, TrimDaemonSet,
                          metrics, ModuleIndexOf)),
-      pods(client, namespaces,
-           Options(kube::resources::kPods, "", kManagedBySelector, TrimPod, metrics,
-                   ModuleIndexOf)) {}
+      pods(
+          client, namespaces,
+          Options(kube::resources::kPods, "", kManagedBySelector, TrimPod, metrics, ModuleIndexOf)),
+      jobs(
+          client, namespaces,
+          Options(kube::resources::kJobs, "", kManagedBySelector, TrimJob, metrics, ModuleIndexOf)),
+      configmaps(client, namespaces,
+                 Options(kube::resources::kConfigMaps, "", "", TrimConfigMap, metrics)) {}
 
 std::vector<kube::Informer*> Caches::all() {
   std::vector<kube::Informer*> all = {&nodes};
-  for (const NamespacedCache* cache : {&modules, &daemonsets, &pods}) {
+  for (const NamespacedCache* cache : {&modules, &daemonsets, &pods, &jobs, &configmaps}) {
     for (const auto& informer : cache->informers()) all.push_back(informer.get());
   }
   return all;

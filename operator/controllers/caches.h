@@ -1,6 +1,7 @@
 // The operator's informers (docs/design.md §7.7: narrow watches, trimmed objects): Modules;
-// Nodes trimmed to labels, taints and kernel; DaemonSets and Pods that carry our managed-by
-// label. Controllers read these caches and never list from the API server.
+// Nodes trimmed to labels, taints and kernel; DaemonSets, Pods and Jobs that carry our
+// managed-by label; ConfigMaps trimmed to a hash of each key (the build contexts of in-cluster
+// builds). Controllers read these caches and never list from the API server.
 #ifndef KMM_OPERATOR_CONTROLLERS_CACHES_H_
 #define KMM_OPERATOR_CONTROLLERS_CACHES_H_
 
@@ -41,10 +42,13 @@ struct Caches {
   kube::Informer nodes;
   NamespacedCache daemonsets;
   NamespacedCache pods;
+  NamespacedCache jobs;
+  NamespacedCache configmaps;
 
   std::vector<kube::Informer*> all();
   bool Synced() const {
-    return modules.HasSynced() && nodes.HasSynced() && daemonsets.HasSynced() && pods.HasSynced();
+    return modules.HasSynced() && nodes.HasSynced() && daemonsets.HasSynced() && pods.HasSynced() &&
+           jobs.HasSynced() && configmaps.HasSynced();
   }
 };
 
@@ -55,6 +59,11 @@ std::string ModuleIndexOf(const nlohmann::json& object);
 nlohmann::json TrimNode(nlohmann::json node);
 nlohmann::json TrimPod(nlohmann::json pod);
 nlohmann::json TrimDaemonSet(nlohmann::json daemonset);
+nlohmann::json TrimJob(nlohmann::json job);
+// A ConfigMap as a build needs it: each key of `data` and `binaryData` with a hash of its
+// value (desired::InputsHash) in place of the value, so a changed file changes the build's
+// inputs hash while the cache holds no contents.
+nlohmann::json TrimConfigMap(nlohmann::json config_map);
 
 }  // namespace kmm::controllers
 

@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+
 #include "common/status.h"
 #include "operator/desired/labels.h"
 #include "operator/kube/field_filter.h"
@@ -23,6 +25,20 @@ nlohmann::json ModuleInput(const kube::ObjectPtr& module) {
   copy.erase("status");
   copy["metadata"].erase("managedFields");
   return copy;
+}
+
+// Whether a Module (as cached) builds from the ConfigMap `name` of its namespace, at the
+// container level or in a kernel mapping. Reads the JSON in place: no parse per event.
+bool BuildsFrom(const nlohmann::json& module, const std::string& name) {
+  const nlohmann::json& container = kube::FieldAt(module, {"spec", "moduleLoader", "container"});
+  auto names = [&](const nlohmann::json& holder) {
+    const nlohmann::json& value = kube::FieldAt(holder, {"build", "dockerfileConfigMap", "name"});
+    return value.is_string() && value.get_ref<const std::string&>() == name;
+  };
+  if (names(container)) return true;
+  const nlohmann::json& mappings = kube::FieldAt(container, {"kernelMappings"});
+  if (!mappings.is_array()) return false;
+  return std::any_of(mappings.begin(), mappings.end(), names);
 }
 
 }  // namespace
@@ -71,6 +87,34 @@ Manager::Manager(kube::KubeClient& client, ManagerOptions options, kube::Registr
   owned_handler_.on_delete = [this](const kube::ObjectPtr& object) { EnqueueOwner(object); };
   caches_.daemonsets.AddEventHandler(&owned_handler_);
   caches_.pods.AddEventHandler(&owned_handler_);
+  caches_.jobs.AddEventHandler(&owned_handler_);
+
+  // ConfigMaps are cached as hashes of their keys, so an update that changes no key's value
+  // (most are heartbeats of other controllers) compares equal and enqueues nothing.
+  config_map_handler_.on_add = [this](const kube::ObjectPtr& config_map) {
+    EnqueueBuildsOf(config_map);
+  };
+  config_map_handler_.on_update = [this](const kube::ObjectPtr& old_config_map,
+                                         const kube::ObjectPtr& config_map) {
+    if (WithoutVersion(old_config_map) == WithoutVersion(config_map)) return;
+    EnqueueBuildsOf(config_map);
+  };
+  config_map_handler_.on_delete = [this](const kube::ObjectPtr& config_map) {
+    EnqueueBuildsOf(config_map);
+  };
+  caches_.configmaps.AddEventHandler(&config_map_handler_);
+}
+
+void Manager::EnqueueBuildsOf(const kube::ObjectPtr& config_map) {
+  const nlohmann::json& ns = kube::FieldAt(*config_map, {"metadata", "namespace"});
+  const nlohmann::json& name = kube::FieldAt(*config_map, {"metadata", "name"});
+  if (!ns.is_string() || !name.is_string()) return;
+  for (const kube::ObjectPtr& module : caches_.modules.List()) {
+    if (kube::FieldAt(*module, {"metadata", "namespace"}) == ns &&
+        BuildsFrom(*module, name.get<std::string>())) {
+      module_queue_.Add(kube::KeyOf(*module));
+    }
+  }
 }
 
 Manager::~Manager() { Stop(); }
@@ -121,9 +165,10 @@ bool Manager::StartControllers(const kube::Cancellation& cancel, absl::Duration 
       return false;
     }
   }
-  spdlog::info("caches synced: {} Modules, {} Nodes, {} DaemonSets, {} Pods",
-               caches_.modules.Size(), caches_.nodes.Size(), caches_.daemonsets.Size(),
-               caches_.pods.Size());
+  spdlog::info(
+      "caches synced: {} Modules, {} Nodes, {} DaemonSets, {} Pods, {} Jobs, {} ConfigMaps",
+      caches_.modules.Size(), caches_.nodes.Size(), caches_.daemonsets.Size(), caches_.pods.Size(),
+      caches_.jobs.Size(), caches_.configmaps.Size());
   module_controller_ = std::make_unique<kube::Controller>(
       "module", module_queue_, module_reconciler_, &controller_metrics_, options_.workers);
   node_controller_ = std::make_unique<kube::Controller>("node-kernel-label", node_queue_,

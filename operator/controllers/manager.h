@@ -60,6 +60,8 @@ class Manager {
  private:
   void EnqueueAllModules();
   void EnqueueOwner(const kube::ObjectPtr& object);
+  // The Modules whose builds read this ConfigMap (build.dockerfileConfigMap).
+  void EnqueueBuildsOf(const kube::ObjectPtr& config_map);
 
   kube::KubeClient& client_;
   const ManagerOptions options_;
@@ -74,7 +76,7 @@ class Manager {
   std::unique_ptr<kube::Controller> module_controller_;
   std::unique_ptr<kube::Controller> node_controller_;
   std::atomic<bool> controllers_started_{false};  // the two above are set, for Liveness
-  kube::FunctionEventHandler module_handler_, node_handler_, owned_handler_;
+  kube::FunctionEventHandler module_handler_, node_handler_, owned_handler_, config_map_handler_;
   kube::Cancellation stop_caches_;
   std::vector<std::thread> informer_threads_;  // and the memory releaser
 };

@@ -291,16 +291,14 @@ TEST(ModuleLifecycleTest, AFieldKmmDoesNotActOnIsNamedInAConditionAndAnEvent) {
   FakeKubeClient client;
   client.Put(
       resources::kModules,
-      Module(
-          {{"moduleLoader",
-            {{"container", {{"build", {{"dockerfileConfigMap", {{"name", "dockerfile"}}}}}}}}}}));
+      Module({{"dra", {{"driverName", "kmm.example.com"}, {"container", {{"image", "dra:v1"}}}}}}));
   client.Put(resources::kNodes, Node("n1", false));
   ASSERT_TRUE(Harness(client).Reconcile().ok());
   const json unsupported = ConditionOf(StatusOf(client), "Unsupported");
   ASSERT_FALSE(unsupported.is_null()) << StatusOf(client).dump();
   EXPECT_EQ(unsupported["status"], "True");
   EXPECT_THAT(unsupported["message"].get<std::string>(),
-              HasSubstr("spec.moduleLoader.container.build is not supported yet"));
+              HasSubstr("spec.dra is not supported yet"));
   std::vector<std::string> reasons;
   for (const json& event : Items(client, resources::kEvents)) {
     reasons.push_back(event.value("reason", ""));

@@ -241,6 +241,7 @@ struct ModuleReconciler::Applied {
   // Loader DaemonSets of an older version that nodes still run (ordered upgrade).
   std::set<std::string> kept;
   std::map<std::string, std::string> template_hash_by_kernel_hash;  // for outdated pods
+  std::vector<desired::ImageProblem> images;  // kernels whose loaders wait for their image
 };
 
 // What the loader pods say, and what is being done about it.
@@ -258,12 +259,15 @@ struct ModuleReconciler::Rollout {
 
 ModuleReconciler::ModuleReconciler(kube::KubeClient& client, Caches& caches,
                                    kube::EventRecorder& events, desired::OperatorSettings settings,
-                                   Clock& clock)
+                                   Clock& clock, registry::RegistryClient* registry)
     : client_(client),
       caches_(caches),
       events_(events),
       settings_(std::move(settings)),
-      clock_(clock) {}
+      clock_(clock),
+      own_registry_(registry == nullptr ? std::make_unique<registry::RegistryClient>() : nullptr),
+      images_(client, caches, events, registry == nullptr ? *own_registry_ : *registry, settings_,
+              clock) {}
 
 absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key) {
   ObjectPtr object = caches_.modules.Get(key);
@@ -286,7 +290,7 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
   const Observed observed = Observe(module);
   const desired::ModulePlan plan = desired::PlanFor(module, observed.nodes);
   ReportPlanProblems(*object, plan);
-  ASSIGN_OR_RETURN(const Applied applied, ApplyPlan(module, plan, observed));
+  ASSIGN_OR_RETURN(const Applied applied, ApplyPlan(module, *object, plan, observed));
   ASSIGN_OR_RETURN(Rollout rollout, ObserveRollout(module, *object, observed, applied));
   RETURN_IF_ERROR(CollectGarbage(module, *object, plan, observed, applied, &rollout));
   RETURN_IF_ERROR(ReplaceOutdatedPods(module, *object, plan, observed, &rollout));
@@ -346,10 +350,27 @@ void ModuleReconciler::ReportPlanProblems(const json& object, const desired::Mod
 }
 
 absl::StatusOr<ModuleReconciler::Applied> ModuleReconciler::ApplyPlan(
-    const api::Module& module, const desired::ModulePlan& plan, const Observed& observed) {
+    const api::Module& module, const json& object, const desired::ModulePlan& plan,
+    const Observed& observed) {
   const std::string& ns = module.metadata.namespace_name;
   Applied applied;
-  for (const desired::LoaderTarget& target : plan.loaders) {
+  std::set<std::string> image_kernels;  // kernels whose image is made in the cluster
+  for (const desired::LoaderTarget& planned : plan.loaders) {
+    desired::LoaderTarget target = planned;
+    if (target.mapping.build || target.mapping.sign) {
+      image_kernels.insert(target.kernel);
+      ASSIGN_OR_RETURN(ImageReadiness image, images_.Ensure(module, object, target));
+      if (!image.ready) {
+        applied.images.push_back(std::move(image.problem));
+        const std::string name =
+            desired::LoaderDaemonSetName(module.metadata.name, target.kernel, plan.version);
+        for (const ObjectPtr& daemonset : observed.daemonsets) {
+          if (NameOf(*daemonset) == name) applied.kept.insert(name);
+        }
+        continue;
+      }
+      target.mapping.container_image = image.image;
+    }
     // Building a DaemonSet costs more than everything else here; the same Module generation
     // and kernel always build the same one, so remember what it was and skip the build while
     // the cached DaemonSet still carries it.
@@ -373,6 +394,7 @@ absl::StatusOr<ModuleReconciler::Applied> ModuleReconciler::ApplyPlan(
     applied.wanted.insert(built->name);
     applied.template_hash_by_kernel_hash[built->kernel_hash] = built->template_hash;
   }
+  RETURN_IF_ERROR(images_.DeleteJobsExcept(module, image_kernels));
   if (plan.third_party_plugin) {
     json plugin = desired::DevicePluginDaemonSetFor(module, settings_);
     RETURN_IF_ERROR(ApplyIfChanged(plugin).status());
@@ -653,6 +675,7 @@ desired::RolloutState ModuleReconciler::Summarize(const Observed& observed, cons
   }
   state.outdated = static_cast<int>(rollout.outdated.size());
   state.problems = rollout.problems;
+  state.images = applied.images;
   return state;
 }
 

@@ -15,12 +15,14 @@
 #include "common/clock.h"
 #include "operator/api/module.h"
 #include "operator/controllers/caches.h"
+#include "operator/controllers/image_pipeline.h"
 #include "operator/desired/module_status.h"
 #include "operator/desired/plan.h"
 #include "operator/desired/settings.h"
 #include "operator/kube/controller.h"
 #include "operator/kube/event_recorder.h"
 #include "operator/kube/kube_client.h"
+#include "operator/registry/registry_client.h"
 
 namespace kmm::controllers {
 
@@ -28,8 +30,11 @@ inline constexpr std::string_view kFieldManager = "kmm-operator";
 
 class ModuleReconciler final : public kube::Reconciler {
  public:
+  // `registry` answers whether module images exist for in-cluster builds (null: a client
+  // of the reconciler's own).
   ModuleReconciler(kube::KubeClient& client, Caches& caches, kube::EventRecorder& events,
-                   desired::OperatorSettings settings, Clock& clock = RealClock());
+                   desired::OperatorSettings settings, Clock& clock = RealClock(),
+                   registry::RegistryClient* registry = nullptr);
 
   // The named steps, in order: observe, plan (desired::PlanFor), apply the plan, look at the
   // loader pods (confirming unloads), collect garbage, replace outdated pods, move nodes
@@ -44,8 +49,10 @@ class ModuleReconciler final : public kube::Reconciler {
 
   Observed Observe(const api::Module& module);
   void ReportPlanProblems(const nlohmann::json& object, const desired::ModulePlan& plan);
-  absl::StatusOr<Applied> ApplyPlan(const api::Module& module, const desired::ModulePlan& plan,
-                                    const Observed& observed);
+  // A kernel whose image is built or signed in the cluster gets its loader DaemonSet once
+  // the image is ready (ImagePipeline); until then the loaders already there stay as they are.
+  absl::StatusOr<Applied> ApplyPlan(const api::Module& module, const nlohmann::json& object,
+                                    const desired::ModulePlan& plan, const Observed& observed);
   absl::StatusOr<Rollout> ObserveRollout(const api::Module& module, const nlohmann::json& object,
                                          const Observed& observed, const Applied& applied);
   // Deletes the DaemonSets the plan no longer wants, once their nodes are drained.
@@ -110,6 +117,8 @@ class ModuleReconciler final : public kube::Reconciler {
   kube::EventRecorder& events_;
   const desired::OperatorSettings settings_;
   Clock& clock_;
+  std::unique_ptr<registry::RegistryClient> own_registry_;
+  ImagePipeline images_;
   absl::Mutex memo_mu_;
   absl::flat_hash_map<std::string, BuiltDaemonSet> memo_ ABSL_GUARDED_BY(memo_mu_);
 };

@@ -147,11 +147,18 @@ absl::StatusOr<json> BuildJobFor(const api::Module& module, const api::ResolvedM
         "ConfigMap {}/{} (build.dockerfileConfigMap) has no \"{}\" key; put the Dockerfile there",
         module.metadata.namespace_name, config_map, kDockerfileKey));
   }
-  // The Dockerfile as "Dockerfile", every other key as a file of that name.
-  json items = json::array();
+  // The Dockerfile as "Dockerfile", every other key as a file of that name, each its own
+  // subPath mount: a whole ConfigMap volume holds symlinks into "..data", which a COPY
+  // copies as dangling links.
+  json context_mounts = json::array();
   for (const auto* keys : {&context.data, &context.binary_data}) {
     for (const auto& [key, value] : *keys) {
-      items.push_back({{"key", key}, {"path", key == kDockerfileKey ? "Dockerfile" : key}});
+      context_mounts.push_back(
+          {{"name", "build-context"},
+           {"mountPath",
+            fmt::format("{}/{}", kWorkspace, key == kDockerfileKey ? "Dockerfile" : key)},
+           {"subPath", key},
+           {"readOnly", true}});
     }
   }
   json args = {fmt::format("--dockerfile={}/Dockerfile", kWorkspace),
@@ -163,11 +170,11 @@ absl::StatusOr<json> BuildJobFor(const api::Module& module, const api::ResolvedM
   }
   for (const std::string& extra : settings.builder_args) args.push_back(extra);
 
-  json volumes = {
-      {{"name", "build-context"}, {"configMap", {{"name", config_map}, {"items", items}}}},
-      {{"name", "host-lib-modules"},
-       {"hostPath", {{"path", "/lib/modules"}, {"type", "Directory"}}}}};
-  json mounts = {Mount("build-context", kWorkspace), Mount("host-lib-modules", kHostLibModules)};
+  json volumes = {{{"name", "build-context"}, {"configMap", {{"name", config_map}}}},
+                  {{"name", "host-lib-modules"},
+                   {"hostPath", {{"path", "/lib/modules"}, {"type", "Directory"}}}}};
+  json mounts = context_mounts;
+  mounts.push_back(Mount("host-lib-modules", kHostLibModules));
   for (const api::LocalObjectReference& secret : build.secrets) {
     volumes.push_back(SecretVolume("secret-" + secret.name, secret.name));
     mounts.push_back(

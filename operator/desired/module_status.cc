@@ -26,6 +26,11 @@ std::string NamesWithMore(const std::vector<std::string>& names) {
 // thousand nodes failing the same way read as one line.
 std::vector<std::string> DegradedLines(const ModulePlan& plan, const RolloutState& rollout) {
   std::vector<std::string> lines;
+  for (const ImageProblem& image : rollout.images) {
+    if (image.in_progress) continue;
+    lines.push_back(fmt::format("{} for kernel {} ({}): {}", image.reason, image.kernel,
+                                image.image, image.message));
+  }
   for (const KernelGroup& group : plan.unmapped) {
     lines.push_back(fmt::format("no kernel mapping for kernel {} (nodes: {})", group.kernel,
                                 NamesWithMore(group.nodes)));
@@ -88,11 +93,22 @@ json ModuleStatusFor(const ModulePlan& plan, const RolloutState& rollout, int64_
   for (const NodeProblem& problem : rollout.problems) {
     if (problem.reason != "Unloading") degraded_reasons.insert(problem.reason);
   }
+  // Kernels whose image is being made are progress; those failing to be made, problems.
+  std::vector<std::string> making;
+  for (const ImageProblem& image : rollout.images) {
+    if (image.in_progress) {
+      making.push_back(
+          fmt::format("{} for kernel {}: {}", image.reason, image.kernel, image.message));
+    } else {
+      degraded_reasons.insert(image.reason);
+    }
+  }
   // A Module with only a device plugin loads nothing: its readiness is its plugin's.
   const bool loads = plan.has_module_loader;
   const int desired = loads ? rollout.loaders_desired : rollout.plugins_desired;
   const int available = loads ? rollout.loaders_available : rollout.plugins_available;
-  const bool progressing = rollout.in_transition || rollout.outdated > 0 || available < desired;
+  const bool progressing =
+      rollout.in_transition || rollout.outdated > 0 || available < desired || !making.empty();
   const bool ready = !progressing && degraded_reasons.empty();
   const std::string degraded_reason =
       degraded_reasons.empty() ? "AsExpected" : fmt::format("{}", fmt::join(degraded_reasons, ","));
@@ -101,9 +117,14 @@ json ModuleStatusFor(const ModulePlan& plan, const RolloutState& rollout, int64_
   json conditions = {
       Condition("Ready", ready, ready ? "Loaded" : (progressing ? "Progressing" : degraded_reason),
                 fmt::format("{} of {} {}", available, desired, what), generation),
-      Condition("Progressing", progressing, progressing ? "Rollout" : "AsExpected",
-                progressing ? fmt::format("{} outdated, {} available of {}", rollout.outdated,
-                                          available, desired)
+      Condition("Progressing", progressing,
+                !making.empty() ? "ImageBuild" : (progressing ? "Rollout" : "AsExpected"),
+                progressing ? BoundedMessage([&] {
+                  std::vector<std::string> lines = {fmt::format(
+                      "{} outdated, {} available of {}", rollout.outdated, available, desired)};
+                  lines.insert(lines.end(), making.begin(), making.end());
+                  return lines;
+                }())
                             : "",
                 generation),
       Condition("Degraded", !degraded_reasons.empty(), degraded_reason,

@@ -22,6 +22,19 @@ struct NodeProblem {
   bool operator==(const NodeProblem&) const = default;
 };
 
+// A kernel whose module image is not ready to load: being built or signed in the cluster, or
+// failing to be. Its loaders wait; other kernels go ahead.
+struct ImageProblem {
+  std::string kernel;
+  std::string image;
+  // Building, Signing (progress); BuildFailed, SignFailed, ImageCheckFailed,
+  // BuildInputMissing, SignInputMissing (degraded).
+  std::string reason;
+  std::string message;
+  bool in_progress = false;
+  bool operator==(const ImageProblem&) const = default;
+};
+
 // What the reconciler saw of the Module's pods and DaemonSets.
 struct RolloutState {
   int loaders_desired = 0;  // from the loader DaemonSets' status
@@ -31,6 +44,7 @@ struct RolloutState {
   int outdated = 0;            // loader pods with an older template
   bool in_transition = false;  // pods starting, stopping or being replaced
   std::vector<NodeProblem> problems;
+  std::vector<ImageProblem> images;  // kernels whose images are being or failing to be made
 };
 
 // At most this many nodes are listed in status.nodes and named in the Degraded message; the

@@ -104,13 +104,36 @@ TEST(ModuleStatusTest, AModuleWithOnlyADevicePluginIsReadyWhenItsPluginIs) {
 
 TEST(ModuleStatusTest, UnsupportedFieldsGetTheirOwnCondition) {
   ModulePlan plan = OneKernelPlan(1);
-  plan.unsupported.push_back({"spec.moduleLoader.container.sign", "sign it yourself"});
+  plan.unsupported.push_back({"spec.dra", "use a device plugin"});
   const json unsupported =
       ConditionOf(ModuleStatusFor(plan, ConvergedRollout(plan), 1), "Unsupported");
   EXPECT_EQ(unsupported["status"], "True");
   EXPECT_EQ(unsupported["reason"], "FieldNotSupportedYet");
-  EXPECT_EQ(unsupported["message"],
-            "spec.moduleLoader.container.sign is not supported yet: sign it yourself");
+  EXPECT_EQ(unsupported["message"], "spec.dra is not supported yet: use a device plugin");
+}
+
+TEST(ModuleStatusTest, ImagesBeingMadeAreProgressAndImagesThatFailAreDegraded) {
+  ModulePlan plan = OneKernelPlan(1);
+  RolloutState rollout;
+  rollout.images.push_back(
+      {"6.1.0-57-amd64", "r/m:6.1.0-57-amd64", "Building", "Job m-build-1 is running", true});
+  json status = ModuleStatusFor(plan, rollout, 1);
+  EXPECT_EQ(ConditionOf(status, "Ready")["status"], "False");
+  EXPECT_EQ(ConditionOf(status, "Progressing")["status"], "True");
+  EXPECT_EQ(ConditionOf(status, "Progressing")["reason"], "ImageBuild");
+  EXPECT_EQ(ConditionOf(status, "Progressing")["message"],
+            "0 outdated, 0 available of 0; Building for kernel 6.1.0-57-amd64: Job m-build-1 is "
+            "running");
+  EXPECT_EQ(ConditionOf(status, "Degraded")["status"], "False");
+
+  rollout.images.push_back({"6.1.0-58-amd64", "r/m:6.1.0-58-amd64", "SignFailed",
+                            "Job m-sign-2 failed: sign-file: key.pem: no such file", false});
+  status = ModuleStatusFor(plan, rollout, 1);
+  EXPECT_EQ(ConditionOf(status, "Degraded")["status"], "True");
+  EXPECT_EQ(ConditionOf(status, "Degraded")["reason"], "SignFailed");
+  EXPECT_EQ(ConditionOf(status, "Degraded")["message"],
+            "SignFailed for kernel 6.1.0-58-amd64 (r/m:6.1.0-58-amd64): Job m-sign-2 failed: "
+            "sign-file: key.pem: no such file");
 }
 
 }  // namespace

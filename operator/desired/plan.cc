@@ -14,25 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kBuildAdvice =
-    "kmm does not build module images in the cluster; build the image, push it and set "
-    "containerImage to it, then remove the field";
-constexpr std::string_view kSignAdvice =
-    "kmm does not sign modules in the cluster; sign the .ko files with the kernel's sign-file "
-    "before building the image, then remove the field";
-constexpr std::string_view kRegistryTlsAdvice =
-    "kmm does not contact registries itself; the nodes' container runtime pulls the image with "
-    "its own TLS settings, so configure the registry there and remove the field";
-
-void AddMappingFields(const std::string& prefix, const std::optional<api::Build>& build,
-                      const std::optional<api::Sign>& sign,
-                      const std::optional<api::TLSOptions>& registry_tls,
-                      std::vector<UnsupportedField>* out) {
-  if (build) out->push_back({prefix + ".build", std::string(kBuildAdvice)});
-  if (sign) out->push_back({prefix + ".sign", std::string(kSignAdvice)});
-  if (registry_tls) out->push_back({prefix + ".registryTLS", std::string(kRegistryTlsAdvice)});
-}
-
 void WarnIfUntagged(std::string_view what, const std::string& image,
                     std::vector<std::string>* warnings) {
   if (image.empty() || ImageHasExplicitTag(image)) return;
@@ -53,25 +34,10 @@ bool ImageHasExplicitTag(std::string_view image) {
 
 std::vector<UnsupportedField> UnsupportedFieldsOf(const api::Module& module) {
   std::vector<UnsupportedField> fields;
-  if (module.spec.module_loader) {
-    const api::ModuleLoaderContainerSpec& container = module.spec.module_loader->container;
-    const std::string prefix = "spec.moduleLoader.container";
-    AddMappingFields(prefix, container.build, container.sign, container.registry_tls, &fields);
-    for (size_t i = 0; i < container.kernel_mappings.size(); ++i) {
-      const api::KernelMapping& mapping = container.kernel_mappings[i];
-      AddMappingFields(fmt::format("{}.kernelMappings[{}]", prefix, i), mapping.build, mapping.sign,
-                       mapping.registry_tls, &fields);
-    }
-  }
   if (module.spec.dra) {
     fields.push_back({"spec.dra",
                       "kmm runs no DRA driver; expose the devices with spec.devicePlugin "
                       "(built in or your own) and remove spec.dra"});
-  }
-  if (module.spec.image_rebuild_trigger_generation) {
-    fields.push_back({"spec.imageRebuildTriggerGeneration",
-                      "kmm never rebuilds images; push a new image under a new tag and change "
-                      "containerImage, then remove the field"});
   }
   return fields;
 }
@@ -154,6 +120,17 @@ Plan PlanModule(const api::Module& module, const std::vector<json>& nodes,
                                         field.field, field.advice));
   }
   for (const LoaderTarget& target : module_plan.loaders) {
+    if (target.mapping.build || target.mapping.sign) {
+      plan.warnings.push_back(fmt::format(
+          "Module {}/{}: kernel {}: the operator first asks the registry for {}; if it is missing "
+          "or was made from other inputs, a {} Job makes it, and this loader DaemonSet waits for "
+          "it (it then pulls the image by digest)",
+          module.metadata.namespace_name, module.metadata.name, target.kernel,
+          target.mapping.container_image,
+          target.mapping.build && target.mapping.sign ? "build, then a sign,"
+          : target.mapping.build                      ? "build"
+                                                      : "sign"));
+    }
     items.push_back(LoaderDaemonSetFor(module, target.mapping, target.kernel, settings));
   }
   if (module_plan.third_party_plugin) items.push_back(DevicePluginDaemonSetFor(module, settings));

@@ -51,8 +51,8 @@ ModulePlan PlanFor(const api::Module& module, const std::vector<NodeInfo>& nodes
 // neither; the runtime then pulls ":latest").
 bool ImageHasExplicitTag(std::string_view image);
 
-// Every spec field the operator parses but does not act on yet (in-cluster builds, signing,
-// DRA, registry TLS, image rebuild triggers), with what to do instead.
+// Every spec field the operator parses but does not act on yet (DRA), with what to do
+// instead.
 std::vector<UnsupportedField> UnsupportedFieldsOf(const api::Module& module);
 
 // `kmm-operator plan`: the objects to create or change, in a v1 List (Node kernel labels, then

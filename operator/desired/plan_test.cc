@@ -100,7 +100,7 @@ TEST(PlanTest, AModuleWithOnlyADevicePluginNeedsNoKernelMapping) {
       "kmm.node.kubernetes.io/ns.m.ready"));
 }
 
-TEST(PlanTest, FieldsNotActedOnAreNamedWithWhatToDo) {
+TEST(PlanTest, OnlyDraIsNamedAsNotActedOnWithWhatToDo) {
   json module = {{"metadata", {{"name", "m"}, {"namespace", "ns"}}},
                  {"spec",
                   {{"selector", json::object()},
@@ -108,25 +108,32 @@ TEST(PlanTest, FieldsNotActedOnAreNamedWithWhatToDo) {
                    {"moduleLoader",
                     {{"container",
                       {{"modprobe", {{"moduleName", "m"}}},
-                       {"sign", {{"keySecret", {{"name", "k"}}}, {"certSecret", {{"name", "c"}}}}},
+                       {"sign",
+                        {{"keySecret", {{"name", "k"}}},
+                         {"certSecret", {{"name", "c"}}},
+                         {"filesToSign", {"/opt/lib/modules/6.1.0/m.ko"}}}},
                        {"kernelMappings",
                         {{{"literal", "6.1.0"},
                           {"containerImage", "img:v1"},
                           {"build", {{"dockerfileConfigMap", {{"name", "d"}}}}},
                           {"registryTLS", {{"insecure", true}}}}}}}}}}}}};
+  EXPECT_THAT(UnsupportedFieldsOf(*api::ParseModule(module)), ::testing::IsEmpty())
+      << "builds, signing, registryTLS and the rebuild trigger are acted on";
+  json node = {{"metadata", {{"name", "n1"}, {"labels", json::object()}}},
+               {"status", {{"nodeInfo", {{"kernelVersion", "6.1.0"}}}}}};
+  Plan plan = PlanModule(*api::ParseModule(module), {node}, {});
+  EXPECT_THAT(plan.warnings,
+              ::testing::Contains(::testing::HasSubstr(
+                  "kernel 6.1.0: the operator first asks the registry for img:v1; if it is "
+                  "missing or was made from other inputs, a build, then a sign, Job makes it")));
+
+  module["spec"]["dra"] = {{"driverName", "kmm.example.com"}, {"container", {{"image", "dra:v1"}}}};
   std::vector<std::string> fields;
   for (const UnsupportedField& field : UnsupportedFieldsOf(*api::ParseModule(module))) {
     fields.push_back(field.field);
     EXPECT_THAT(field.advice, ::testing::HasSubstr("remove"));
   }
-  EXPECT_THAT(fields,
-              ::testing::ElementsAre("spec.moduleLoader.container.sign",
-                                     "spec.moduleLoader.container.kernelMappings[0].build",
-                                     "spec.moduleLoader.container.kernelMappings[0].registryTLS",
-                                     "spec.imageRebuildTriggerGeneration"));
-  Plan plan = PlanModule(*api::ParseModule(module), {}, {});
-  EXPECT_THAT(plan.warnings, ::testing::Contains(::testing::HasSubstr(
-                                 "spec.moduleLoader.container.sign is not supported yet")));
+  EXPECT_THAT(fields, ::testing::ElementsAre("spec.dra"));
 }
 
 TEST(PlanTest, AnImageWithoutATagIsAcceptedWithAWarningNamingLatest) {

@@ -13,7 +13,7 @@ struct Resource {
   std::string version;   // "v1"
   std::string resource;  // plural, lower case: "nodes", "modules"
   bool namespaced = true;
-  std::string kind;      // "Node"; used in messages and when building objects
+  std::string kind;  // "Node"; used in messages and when building objects
 
   std::string ApiVersion() const { return group.empty() ? version : group + "/" + version; }
 };
@@ -32,11 +32,12 @@ inline const Resource kPods{"", "v1", "pods", true, "Pod"};
 inline const Resource kConfigMaps{"", "v1", "configmaps", true, "ConfigMap"};
 inline const Resource kEvents{"", "v1", "events", true, "Event"};
 inline const Resource kNamespaces{"", "v1", "namespaces", false, "Namespace"};
+inline const Resource kSecrets{"", "v1", "secrets", true, "Secret"};
 inline const Resource kDaemonSets{"apps", "v1", "daemonsets", true, "DaemonSet"};
+inline const Resource kJobs{"batch", "v1", "jobs", true, "Job"};
 inline const Resource kLeases{"coordination.k8s.io", "v1", "leases", true, "Lease"};
-inline const Resource kCustomResourceDefinitions{"apiextensions.k8s.io", "v1",
-                                                 "customresourcedefinitions", false,
-                                                 "CustomResourceDefinition"};
+inline const Resource kCustomResourceDefinitions{
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", false, "CustomResourceDefinition"};
 inline const Resource kModules{"kmm.sigs.x-k8s.io", "v1beta1", "modules", true, "Module"};
 }  // namespace resources
 

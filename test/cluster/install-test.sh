@@ -103,13 +103,16 @@ rules() {  # rules USER NAMESPACE: what USER may do there, one normalized line p
 own_rules() {  # own_rules NAMESPACE: the operator's rules beyond an unbound ServiceAccount's
   comm -23 <(rules "$sa" "$1") <(rules "system:serviceaccount:$system:nobody" "$1")
 }
-cluster_rules='daemonsets.apps [] [] [list watch create patch delete]
+cluster_rules='configmaps [] [] [list watch]
+daemonsets.apps [] [] [list watch create patch delete]
 events [] [] [create patch]
+jobs.batch [] [] [list watch create delete]
 modules.kmm.sigs.x-k8s.io [] [] [list watch patch]
 modules.kmm.sigs.x-k8s.io/finalizers [] [] [update]
 modules.kmm.sigs.x-k8s.io/status [] [] [patch]
 nodes [] [] [list watch patch]
-pods [] [] [list watch create patch delete]'
+pods [] [] [list watch create patch delete]
+secrets [] [] [get]'
 lease_rules='leases.coordination.k8s.io [] [] [create]
 leases.coordination.k8s.io [] [kmm-operator.kmm.sigs.x-k8s.io] [get update]'
 [[ $(own_rules "$ns") == "$cluster_rules" ]] ||
@@ -129,6 +132,9 @@ can yes patch modules.kmm.sigs.x-k8s.io --subresource status -n "$ns"
 can yes update modules.kmm.sigs.x-k8s.io --subresource finalizers -n "$ns"
 for verb in list watch create patch delete; do can yes "$verb" daemonsets.apps -A; done
 for verb in list watch create patch delete; do can yes "$verb" pods -A; done
+for verb in list watch create delete; do can yes "$verb" jobs.batch -A; done
+for verb in list watch; do can yes "$verb" configmaps -A; done
+can yes get secrets -n "$ns"
 for verb in create patch; do
   can yes "$verb" events -n "$ns"
   can yes "$verb" events -n default
@@ -140,11 +146,15 @@ for verb in get update; do
   can no "$verb" leases.coordination.k8s.io/kmm-operator.kmm.sigs.x-k8s.io -n kube-system
 done
 can no create leases.coordination.k8s.io -n kube-system
-for verb in get list watch; do
+# Secrets are read one by one (imageRepoSecret, signing keys), never listed or watched;
+# ConfigMaps are watched, never read one by one or changed.
+for verb in list watch; do
   can no "$verb" secrets -A
   can no "$verb" secrets -n "$system"
-  can no "$verb" configmaps -A
 done
+for verb in create update patch delete; do can no "$verb" secrets -n "$ns"; done
+for verb in get create update patch delete; do can no "$verb" configmaps -n "$ns"; done
+for verb in update patch; do can no "$verb" jobs.batch -n "$ns"; done
 for verb in create update delete; do can no "$verb" nodes; done
 can no patch nodes --subresource status
 can no get modules.kmm.sigs.x-k8s.io -n "$ns"

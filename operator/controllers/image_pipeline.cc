@@ -1,0 +1,348 @@
+#include "operator/controllers/image_pipeline.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "common/status.h"
+#include "fmt/format.h"
+#include "operator/desired/build_job.h"
+#include "operator/desired/labels.h"
+#include "operator/kube/api_error.h"
+#include "operator/kube/field_filter.h"
+#include "operator/registry/docker_config.h"
+#include "operator/registry/image_reference.h"
+#include "spdlog/spdlog.h"
+
+namespace kmm::controllers {
+namespace {
+
+using nlohmann::json;
+
+std::string StringAt(const json& object, std::initializer_list<std::string_view> path) {
+  const json& value = kube::FieldAt(object, path);
+  return value.is_string() ? value.get<std::string>() : "";
+}
+
+bool HasCondition(const json& job, std::string_view type) {
+  const json& conditions = kube::FieldAt(job, {"status", "conditions"});
+  if (!conditions.is_array()) return false;
+  for (const json& condition : conditions) {
+    if (condition.value("type", "") == type && condition.value("status", "") == "True") return true;
+  }
+  return false;
+}
+
+// The loaders pull the image by digest when the registry gave one: a rebuild under the same
+// tag then changes the loader DaemonSet, and the nodes load the new build one by one.
+std::string Pinned(const std::string& image, const std::string& digest) {
+  if (digest.empty() || image.find('@') != std::string::npos) return image;
+  return image + "@" + digest;
+}
+
+bool HasKmmLabels(const registry::ImageStatus& status) {
+  return status.labels.contains(std::string(desired::kBuildHashImageLabel)) ||
+         status.labels.contains(std::string(desired::kSignHashImageLabel));
+}
+
+}  // namespace
+
+// One of the two ways an image is made, for one kernel.
+struct ImagePipeline::Step {
+  std::string component;  // desired::kBuildComponent or kSignComponent
+  json job;               // the Job that makes it
+  std::string hash;       // its inputs hash
+  std::string image_label;
+  std::string verb;             // "Build" or "Sign", for reasons: BuildCreated, SignFailed, ...
+  std::string progress_reason;  // Building, Signing
+};
+
+ImagePipeline::ImagePipeline(kube::KubeClient& client, Caches& caches, kube::EventRecorder& events,
+                             registry::RegistryClient& registry,
+                             const desired::OperatorSettings& settings, Clock& clock)
+    : client_(client),
+      caches_(caches),
+      events_(events),
+      registry_(registry),
+      settings_(settings),
+      clock_(clock) {}
+
+absl::StatusOr<json> ImagePipeline::SecretData(const std::string& ns, const std::string& name,
+                                               std::string_view field) {
+  absl::StatusOr<json> secret = client_.Get(kube::resources::kSecrets, ns, name);
+  if (!secret.ok()) {
+    if (kube::IsApiNotFound(secret.status())) {
+      return absl::FailedPreconditionError(
+          fmt::format("Secret {}/{} ({}) not found; create it", ns, name, field));
+    }
+    return Annotate(secret.status(), fmt::format("reading Secret {}/{} ({})", ns, name, field));
+  }
+  json data = json::object();
+  const json& encoded = kube::FieldAt(*secret, {"data"});
+  if (encoded.is_object()) {
+    for (auto it = encoded.begin(); it != encoded.end(); ++it) {
+      std::string decoded;
+      if (it->is_string() && absl::Base64Unescape(it->get<std::string>(), &decoded)) {
+        data[it.key()] = decoded;
+      }
+    }
+  }
+  return data;
+}
+
+absl::StatusOr<registry::ImageStatus> ImagePipeline::CheckImage(const api::Module& module,
+                                                                const std::string& image,
+                                                                const api::TLSOptions& tls) {
+  const std::string cache_key =
+      fmt::format("{}\n{}\n{}", image, tls.insecure, tls.insecure_skip_tls_verify);
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = images_.find(cache_key);
+        it != images_.end() && clock_.Now() < it->second.expires) {
+      return it->second.status;
+    }
+  }
+  ASSIGN_OR_RETURN(registry::ImageReference reference, registry::ParseImageReference(image));
+  std::optional<registry::Credentials> credentials;
+  if (module.spec.image_repo_secret && !module.spec.image_repo_secret->name.empty()) {
+    const std::string& name = module.spec.image_repo_secret->name;
+    ASSIGN_OR_RETURN(json data,
+                     SecretData(module.metadata.namespace_name, name, "imageRepoSecret"));
+    const std::string source = fmt::format("Secret {}/{}", module.metadata.namespace_name, name);
+    if (!data.contains(".dockerconfigjson")) {
+      return absl::FailedPreconditionError(fmt::format(
+          "{} (imageRepoSecret) has no .dockerconfigjson; create it with `kubectl create secret "
+          "docker-registry`",
+          source));
+    }
+    ASSIGN_OR_RETURN(
+        registry::DockerConfig config,
+        registry::DockerConfig::Parse(data[".dockerconfigjson"].get<std::string>(), source));
+    credentials = config.Find(reference.domain, reference.repository);
+  }
+  registry::Transport transport;
+  transport.insecure = tls.insecure;
+  transport.skip_tls_verify = tls.insecure_skip_tls_verify;
+  ASSIGN_OR_RETURN(registry::ImageStatus status,
+                   registry_.Check(reference, credentials, transport, /*with_labels=*/true));
+  absl::MutexLock lock(&mu_);
+  images_[cache_key] = {status, clock_.Now() + kImageCacheTtl};
+  return status;
+}
+
+void ImagePipeline::ForgetImage(const std::string& image) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = images_.begin(); it != images_.end();) {
+    it = it->first.starts_with(image + "\n") ? images_.erase(it) : std::next(it);
+  }
+}
+
+void ImagePipeline::RecordOnce(const json& object, const std::string& job_uid, kube::EventType type,
+                               const std::string& reason, const std::string& message) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (reported_.size() > 10000) reported_.clear();  // old Jobs; at worst one event again
+    if (!reported_.insert(job_uid + "/" + reason).second) return;
+  }
+  events_.Record(object, type, reason, message);
+}
+
+std::string ImagePipeline::FailureMessage(const std::string& ns, const std::string& module,
+                                          const std::string& component, const std::string& kernel) {
+  const std::string kernel_hash = desired::ShortHash(kernel);
+  for (const kube::ObjectPtr& pod : caches_.pods.ListOwnedBy(ns, module)) {
+    if (StringAt(*pod, {"metadata", "labels", desired::kComponentLabel}) != component ||
+        StringAt(*pod, {"metadata", "labels", desired::kKernelHashLabel}) != kernel_hash) {
+      continue;
+    }
+    const json& statuses = kube::FieldAt(*pod, {"status", "containerStatuses"});
+    if (!statuses.is_array()) continue;
+    for (const json& status : statuses) {
+      for (const char* state : {"state", "lastState"}) {
+        std::string message = StringAt(status, {state, "terminated", "message"});
+        if (!message.empty()) return message;
+      }
+    }
+  }
+  return "";
+}
+
+absl::StatusOr<std::optional<ImageReadiness>> ImagePipeline::Advance(
+    const api::Module& module, const json& object, const Step& step,
+    const registry::ImageStatus& image) {
+  const std::string& ns = module.metadata.namespace_name;
+  const std::string name = step.job["metadata"]["name"];
+  const std::string kernel =
+      step.job["metadata"]["annotations"][std::string(desired::kKernelAnnotation)];
+  const std::string target =
+      step.job["metadata"]["annotations"][std::string(desired::kImageAnnotation)];
+  auto not_ready = [&](std::string reason, std::string message, bool in_progress) {
+    ImageReadiness readiness;
+    readiness.problem = {kernel, target, std::move(reason), std::move(message), in_progress};
+    return std::optional<ImageReadiness>(std::move(readiness));
+  };
+  kube::ObjectPtr job = caches_.jobs.Get(kube::ObjectKey(ns, name));
+  if (job != nullptr) {
+    const std::string uid = StringAt(*job, {"metadata", "uid"});
+    if (!kube::FieldAt(*job, {"metadata", "deletionTimestamp"}).is_null()) {
+      return not_ready(step.progress_reason, fmt::format("waiting for the old Job {} to go", name),
+                       true);
+    }
+    if (StringAt(*job, {"metadata", "annotations", desired::kInputsHashAnnotation}) != step.hash) {
+      spdlog::info("{} Job {}/{}: its inputs changed; replacing it", step.verb, ns, name);
+      kube::DeleteOptions options;
+      options.propagation_policy = "Background";  // its pods go too
+      options.precondition_uid = uid;
+      absl::Status deleted = client_.Delete(kube::resources::kJobs, ns, name, options);
+      if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
+      return not_ready(step.progress_reason,
+                       fmt::format("the inputs changed; replacing Job {}", name), true);
+    }
+    if (HasCondition(*job, "Complete")) {
+      RecordOnce(
+          object, uid, kube::EventType::kNormal, step.verb + "Succeeded",
+          fmt::format("{} for kernel {} pushed {} (Job {})", step.verb, kernel, target, name));
+      return std::nullopt;  // done; the registry was asked again after it finished
+    }
+    if (HasCondition(*job, "Failed")) {
+      std::string tail = FailureMessage(ns, module.metadata.name, step.component, kernel);
+      std::string message = fmt::format(
+          "Job {} failed{}; it is kept for `kubectl logs job/{}` and retried once the Job "
+          "controller removes it, {} s after it ended",
+          name, tail.empty() ? "" : ": " + tail, name, settings_.finished_job_ttl_seconds);
+      RecordOnce(object, uid, kube::EventType::kWarning, step.verb + "Failed",
+                 fmt::format("{} for kernel {} failed (Job {}){}", step.verb, kernel, name,
+                             tail.empty() ? "" : ": " + tail));
+      return not_ready(step.verb + "Failed", std::move(message), false);
+    }
+    return not_ready(step.progress_reason, fmt::format("Job {} is running", name), true);
+  }
+  const auto label = image.labels.find(step.image_label);
+  const bool made = image.exists && ((label != image.labels.end() && label->second == step.hash) ||
+                                     !HasKmmLabels(image));
+  if (made) return std::nullopt;
+  absl::StatusOr<json> created = client_.Create(kube::resources::kJobs, ns, step.job);
+  if (!created.ok()) {
+    if (kube::IsApiAlreadyExists(created.status())) {  // the cache is behind; wait for it
+      return not_ready(step.progress_reason, fmt::format("Job {} is starting", name), true);
+    }
+    return Annotate(created.status(), fmt::format("creating Job {}/{}", ns, name));
+  }
+  const std::string why =
+      !image.exists ? "the image does not exist" : "the image was made from other inputs";
+  spdlog::info("{} Job {}/{} created for kernel {}: {}", step.verb, ns, name, kernel, why);
+  RecordOnce(object, StringAt(*created, {"metadata", "uid"}), kube::EventType::kNormal,
+             step.verb + "Created",
+             fmt::format("{} for kernel {} started (Job {}): {}", step.verb, kernel, name, why));
+  return not_ready(step.progress_reason, fmt::format("Job {} created", name), true);
+}
+
+absl::StatusOr<ImageReadiness> ImagePipeline::Ensure(const api::Module& module, const json& object,
+                                                     const desired::LoaderTarget& target) {
+  const api::ResolvedMapping& mapping = target.mapping;
+  const std::string& ns = module.metadata.namespace_name;
+  ImageReadiness readiness;
+  readiness.image = mapping.container_image;
+  if (!mapping.build && !mapping.sign) {
+    readiness.ready = true;
+    return readiness;
+  }
+  auto problem = [&](std::string reason, std::string message) {
+    readiness.problem = {target.kernel, mapping.container_image, std::move(reason),
+                         std::move(message), false};
+    return readiness;
+  };
+  const std::string trigger = module.spec.image_rebuild_trigger_generation
+                                  ? fmt::format("imageRebuildTriggerGeneration={}",
+                                                *module.spec.image_rebuild_trigger_generation)
+                                  : "";
+  std::vector<Step> steps;
+  std::string build_hash;
+  if (mapping.build) {
+    const std::string& config_map = mapping.build->dockerfile_config_map.name;
+    kube::ObjectPtr cached = caches_.configmaps.Get(kube::ObjectKey(ns, config_map));
+    if (cached == nullptr) {
+      return problem("BuildInputMissing",
+                     fmt::format("ConfigMap {}/{} (build.dockerfileConfigMap) not found; create "
+                                 "it with the Dockerfile under the key \"dockerfile\"",
+                                 ns, config_map));
+    }
+    desired::BuildContext context;
+    for (auto [field, into] :
+         {std::pair{"data", &context.data}, std::pair{"binaryData", &context.binary_data}}) {
+      const json& hashes = kube::FieldAt(*cached, {field});
+      if (!hashes.is_object()) continue;
+      for (auto it = hashes.begin(); it != hashes.end(); ++it) (*into)[it.key()] = it->dump();
+    }
+    if (!trigger.empty()) context.data["\n" + trigger] = "";  // no ConfigMap key has a newline
+    absl::StatusOr<json> job = desired::BuildJobFor(module, mapping, context, settings_);
+    if (!job.ok()) return problem("BuildInputMissing", std::string(job.status().message()));
+    build_hash = (*job)["metadata"]["annotations"][std::string(desired::kInputsHashAnnotation)];
+    steps.push_back({std::string(desired::kBuildComponent), *std::move(job), build_hash,
+                     std::string(desired::kBuildHashImageLabel), "Build", "Building"});
+  }
+  if (mapping.sign) {
+    absl::StatusOr<json> key = SecretData(ns, mapping.sign->key_secret.name, "sign.keySecret");
+    if (!key.ok()) return problem("SignInputMissing", std::string(key.status().message()));
+    absl::StatusOr<json> cert = SecretData(ns, mapping.sign->cert_secret.name, "sign.certSecret");
+    if (!cert.ok()) return problem("SignInputMissing", std::string(cert.status().message()));
+    if (!key->contains("key") || !cert->contains("cert")) {
+      return problem(
+          "SignInputMissing",
+          fmt::format("the signing key must be under the key \"key\" of Secret {}/{} "
+                      "and the certificate under \"cert\" of Secret {}/{}",
+                      ns, mapping.sign->key_secret.name, ns, mapping.sign->cert_secret.name));
+    }
+    const std::string inputs = fmt::format(
+        "{}\n{}\n{}", desired::InputsHash(key->value("key", "") + "\n" + cert->value("cert", "")),
+        build_hash, trigger);
+    json job = desired::SignJobFor(module, mapping, inputs, settings_);
+    std::string hash = job["metadata"]["annotations"][std::string(desired::kInputsHashAnnotation)];
+    steps.push_back({std::string(desired::kSignComponent), std::move(job), std::move(hash),
+                     std::string(desired::kSignHashImageLabel), "Sign", "Signing"});
+  }
+  // A Job that finished since the last look pushed a new image: ask the registry again.
+  for (const Step& step : steps) {
+    kube::ObjectPtr job =
+        caches_.jobs.Get(kube::ObjectKey(ns, step.job["metadata"]["name"].get<std::string>()));
+    if (job == nullptr || !HasCondition(*job, "Complete")) continue;
+    bool seen;
+    {
+      absl::MutexLock lock(&mu_);
+      seen =
+          reported_.contains(StringAt(*job, {"metadata", "uid"}) + "/" + step.verb + "Succeeded");
+    }
+    if (!seen) ForgetImage(mapping.container_image);
+  }
+  absl::StatusOr<registry::ImageStatus> image =
+      CheckImage(module, mapping.container_image, mapping.registry_tls);
+  if (!image.ok()) return problem("ImageCheckFailed", std::string(image.status().message()));
+  for (const Step& step : steps) {
+    ASSIGN_OR_RETURN(std::optional<ImageReadiness> waiting, Advance(module, object, step, *image));
+    if (waiting) return *std::move(waiting);
+  }
+  readiness.ready = true;
+  readiness.image = Pinned(mapping.container_image, image->digest);
+  return readiness;
+}
+
+absl::Status ImagePipeline::DeleteJobsExcept(const api::Module& module,
+                                             const std::set<std::string>& kernels) {
+  for (const kube::ObjectPtr& job :
+       caches_.jobs.ListOwnedBy(module.metadata.namespace_name, module.metadata.name)) {
+    const std::string kernel =
+        StringAt(*job, {"metadata", "annotations", desired::kKernelAnnotation});
+    if (kernels.contains(kernel) ||
+        !kube::FieldAt(*job, {"metadata", "deletionTimestamp"}).is_null()) {
+      continue;
+    }
+    kube::DeleteOptions options;
+    options.propagation_policy = "Background";
+    absl::Status deleted = client_.Delete(kube::resources::kJobs, module.metadata.namespace_name,
+                                          StringAt(*job, {"metadata", "name"}), options);
+    if (!deleted.ok() && !kube::IsApiNotFound(deleted)) return deleted;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace kmm::controllers

@@ -1,0 +1,337 @@
+// In-cluster builds and signing through the Module reconciler, over the fake API (real
+// informers) and a registry on 127.0.0.1: a missing image gets a build Job and its loaders
+// wait; a finished build's image (labelled with the build's inputs hash) gets the loader
+// DaemonSet, pinned to its digest; a changed Dockerfile replaces the Job; a failed build is
+// reported with its log tail and not retried while its Job is kept; an image kmm did not
+// build is used as it is; signing needs its Secrets. The same on a real node is
+// test/node/build-test.sh.
+#include "operator/controllers/image_pipeline.h"
+
+#include "absl/strings/escaping.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "operator/controllers/testing/fake_registry.h"
+#include "operator/controllers/testing/harness.h"
+#include "operator/controllers/testing/objects.h"
+#include "operator/desired/build_job.h"
+#include "operator/desired/labels.h"
+#include "operator/kube/testing/fake_kube_client.h"
+
+namespace kmm::controllers {
+namespace {
+
+using nlohmann::json;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+using testing::FakeRegistry;
+using testing::Harness;
+using testing::Node;
+
+namespace resources = kube::resources;
+
+// Module ns/m building kernel 6.1.0's image in the cluster, pushed to `registry` over HTTP.
+json BuildModule(const FakeRegistry& registry, json extra = json::object()) {
+  json spec = {{"moduleLoader",
+                {{"container",
+                  {{"kernelMappings",
+                    {{{"literal", "6.1.0"},
+                      {"containerImage", registry.host() + "/kmm/m:${KERNEL_FULL_VERSION}"},
+                      {"registryTLS", {{"insecure", true}}},
+                      {"build", {{"dockerfileConfigMap", {{"name", "m-build"}}}}}}}}}}}}};
+  spec.merge_patch(extra);
+  return testing::Module(spec);
+}
+
+json ConfigMap(const std::string& dockerfile) {
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", "m-build"}, {"namespace", "ns"}}},
+          {"data", {{"dockerfile", dockerfile}, {"kmm_ci_a.c", "/* source */"}}}};
+}
+
+json Secret(const std::string& name, const std::string& key, const std::string& value) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Secret"},
+          {"metadata", {{"name", name}, {"namespace", "ns"}}},
+          {"data", {{key, absl::Base64Escape(value)}}}};
+}
+
+std::vector<json> Items(kube::testing::FakeKubeClient& client, const kube::Resource& resource) {
+  absl::StatusOr<kube::ObjectList> list = client.List(resource, "ns", {});
+  return list.ok() ? list->items : std::vector<json>{};
+}
+
+std::vector<std::string> EventReasons(kube::testing::FakeKubeClient& client) {
+  std::vector<std::string> reasons;
+  for (const json& event : Items(client, resources::kEvents)) reasons.push_back(event["reason"]);
+  return reasons;
+}
+
+json Condition(kube::testing::FakeKubeClient& client, const std::string& type) {
+  absl::StatusOr<json> module = client.Get(resources::kModules, "ns", "m");
+  for (const json& condition : (*module)["status"]["conditions"]) {
+    if (condition["type"] == type) return condition;
+  }
+  return nullptr;
+}
+
+// The Job as the Job controller leaves it when it ended (Complete or Failed).
+json Finished(json job, const std::string& condition) {
+  job["metadata"]["uid"] = "job-" + condition;
+  job["status"]["conditions"] = {{{"type", condition}, {"status", "True"}}};
+  return job;
+}
+
+std::string HashOf(const json& job) {
+  return job["metadata"]["annotations"][std::string(desired::kInputsHashAnnotation)];
+}
+
+class ImagePipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    client_.Put(resources::kNodes, Node("n1", false));
+    client_.Put(resources::kConfigMaps, ConfigMap("FROM scratch\n"));
+  }
+  void Reconcile() {
+    Harness harness(client_);
+    absl::StatusOr<kube::Result> result = harness.Reconcile();
+    ASSERT_TRUE(result.ok()) << result.status();
+  }
+  kube::testing::FakeKubeClient client_;
+  FakeRegistry registry_;
+};
+
+TEST_F(ImagePipelineTest, AMissingImageIsBuiltAndTheLoadersWaitThenPullItByDigest) {
+  client_.Put(resources::kModules, BuildModule(registry_));
+  Reconcile();
+  std::vector<json> jobs = Items(client_, resources::kJobs);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0]["metadata"]["name"], desired::BuildJobName("m", "6.1.0"));
+  EXPECT_THAT(Items(client_, resources::kDaemonSets), IsEmpty()) << "the loaders wait";
+  EXPECT_THAT(EventReasons(client_), Contains("BuildCreated"));
+  json progressing = Condition(client_, "Progressing");
+  EXPECT_EQ(progressing["status"], "True");
+  EXPECT_EQ(progressing["reason"], "ImageBuild");
+  EXPECT_THAT(progressing["message"].get<std::string>(),
+              HasSubstr("Building for kernel 6.1.0: Job m-build-"));
+
+  // Running: nothing new.
+  Reconcile();
+  EXPECT_EQ(Items(client_, resources::kJobs).size(), 1u);
+  EXPECT_THAT(Items(client_, resources::kDaemonSets), IsEmpty());
+
+  // Done: the build pushed the image with its inputs hash.
+  const std::string digest = registry_.Put(
+      "kmm/m", "6.1.0", {{std::string(desired::kBuildHashImageLabel), HashOf(jobs[0])}});
+  client_.Put(resources::kJobs, Finished(jobs[0], "Complete"));
+  Reconcile();
+  std::vector<json> daemonsets = Items(client_, resources::kDaemonSets);
+  ASSERT_EQ(daemonsets.size(), 1u);
+  EXPECT_EQ(daemonsets[0]["spec"]["template"]["spec"]["initContainers"][1]["image"],
+            registry_.host() + "/kmm/m:6.1.0@" + digest);
+  EXPECT_THAT(EventReasons(client_), Contains("BuildSucceeded"));
+  EXPECT_EQ(Items(client_, resources::kJobs).size(), 1u) << "the Job controller's TTL removes it";
+
+  // Once the Job is gone, the labelled image alone says it is built: nothing is rebuilt.
+  client_.Delete(resources::kJobs, "ns", jobs[0]["metadata"]["name"].get<std::string>(), {})
+      .IgnoreError();
+  Reconcile();
+  EXPECT_THAT(Items(client_, resources::kJobs), IsEmpty());
+  EXPECT_EQ(Items(client_, resources::kDaemonSets).size(), 1u);
+}
+
+TEST_F(ImagePipelineTest, AChangedDockerfileRebuildsAndAnUnchangedOneNeverDoes) {
+  client_.Put(resources::kModules, BuildModule(registry_));
+  Reconcile();
+  const json first = Items(client_, resources::kJobs).at(0);
+  registry_.Put("kmm/m", "6.1.0", {{std::string(desired::kBuildHashImageLabel), HashOf(first)}});
+  client_.Delete(resources::kJobs, "ns", first["metadata"]["name"].get<std::string>(), {})
+      .IgnoreError();
+  Reconcile();
+  ASSERT_EQ(Items(client_, resources::kDaemonSets).size(), 1u);
+  const size_t before = testing::Writes(client_).size();
+
+  Reconcile();  // unchanged inputs: no Job
+  const std::vector<std::string> writes = testing::Writes(client_);
+  for (size_t i = before; i < writes.size(); ++i) {
+    EXPECT_THAT(writes[i], ::testing::Not(HasSubstr("jobs"))) << writes[i];
+  }
+
+  client_.Put(resources::kConfigMaps, ConfigMap("FROM scratch\nRUN true\n"));
+  Reconcile();
+  std::vector<json> jobs = Items(client_, resources::kJobs);
+  ASSERT_EQ(jobs.size(), 1u) << "rebuilt";
+  EXPECT_NE(HashOf(jobs[0]), HashOf(first));
+  EXPECT_EQ(Items(client_, resources::kDaemonSets).size(), 1u)
+      << "the loaders keep what they loaded until the new image is there";
+  EXPECT_EQ(Condition(client_, "Progressing")["reason"], "ImageBuild");
+}
+
+TEST_F(ImagePipelineTest, AJobWhoseInputsChangedIsReplaced) {
+  client_.Put(resources::kModules, BuildModule(registry_));
+  Reconcile();
+  const json old_job = Items(client_, resources::kJobs).at(0);
+  client_.Put(resources::kConfigMaps, ConfigMap("FROM scratch\nRUN false\n"));
+  Reconcile();
+  EXPECT_THAT(testing::Writes(client_),
+              Contains("delete jobs ns/" + old_job["metadata"]["name"].get<std::string>()));
+  Reconcile();  // the fake deletes at once: a new Job with the new hash
+  std::vector<json> jobs = Items(client_, resources::kJobs);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_NE(HashOf(jobs[0]), HashOf(old_job));
+}
+
+TEST_F(ImagePipelineTest, AFailedBuildIsReportedWithItsLogTailAndKeptNotRetried) {
+  client_.Put(resources::kModules, BuildModule(registry_));
+  Reconcile();
+  const json job = Items(client_, resources::kJobs).at(0);
+  client_.Put(resources::kJobs, Finished(job, "Failed"));
+  json terminated = {{"exitCode", 1},
+                     {"message", "kmm_ci_a.c:3: error: expected ';' before '}' token"}};
+  json container_status = {{"name", "build"}, {"state", {{"terminated", terminated}}}};
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata",
+               {{"name", "m-build-x"},
+                {"namespace", "ns"},
+                {"labels", job["spec"]["template"]["metadata"]["labels"]}}},
+              {"status", {{"phase", "Failed"}, {"containerStatuses", {container_status}}}}};
+  client_.Put(resources::kPods, pod);
+  Reconcile();
+  std::vector<std::string> reasons = EventReasons(client_);
+  EXPECT_EQ(std::count(reasons.begin(), reasons.end(), "BuildFailed"), 1);
+  Reconcile();
+  EXPECT_EQ(Items(client_, resources::kJobs).size(), 1u) << "kept, not retried";
+  const std::vector<std::string> writes = testing::Writes(client_);
+  EXPECT_EQ(
+      std::count_if(writes.begin(), writes.end(),
+                    [](const std::string& write) { return write.rfind("create jobs", 0) == 0; }),
+      1);
+  json degraded = Condition(client_, "Degraded");
+  EXPECT_EQ(degraded["status"], "True");
+  EXPECT_EQ(degraded["reason"], "BuildFailed");
+  EXPECT_THAT(degraded["message"].get<std::string>(),
+              HasSubstr("BuildFailed for kernel 6.1.0 (" + registry_.host() +
+                        "/kmm/m:6.1.0): Job m-build-"));
+  EXPECT_THAT(degraded["message"].get<std::string>(), HasSubstr("expected ';' before '}' token"));
+  EXPECT_THAT(Items(client_, resources::kDaemonSets), IsEmpty());
+}
+
+TEST_F(ImagePipelineTest, AnImageKmmDidNotBuildIsUsedAsItIs) {
+  const std::string digest = registry_.Put("kmm/m", "6.1.0");
+  client_.Put(resources::kModules, BuildModule(registry_));
+  Reconcile();
+  EXPECT_THAT(Items(client_, resources::kJobs), IsEmpty());
+  std::vector<json> daemonsets = Items(client_, resources::kDaemonSets);
+  ASSERT_EQ(daemonsets.size(), 1u);
+  EXPECT_EQ(daemonsets[0]["spec"]["template"]["spec"]["initContainers"][1]["image"],
+            registry_.host() + "/kmm/m:6.1.0@" + digest);
+}
+
+TEST_F(ImagePipelineTest, TheRebuildTriggerRebuildsAnImageKmmBuilt) {
+  client_.Put(resources::kModules, BuildModule(registry_));
+  Reconcile();
+  const json first = Items(client_, resources::kJobs).at(0);
+  registry_.Put("kmm/m", "6.1.0", {{std::string(desired::kBuildHashImageLabel), HashOf(first)}});
+  client_.Delete(resources::kJobs, "ns", first["metadata"]["name"].get<std::string>(), {})
+      .IgnoreError();
+  client_.Put(resources::kModules, BuildModule(registry_, {{"imageRebuildTriggerGeneration", 2}}));
+  Reconcile();
+  std::vector<json> jobs = Items(client_, resources::kJobs);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_NE(HashOf(jobs[0]), HashOf(first));
+}
+
+TEST_F(ImagePipelineTest, AMissingConfigMapOrUnreachableRegistryIsDegradedByName) {
+  client_.Put(resources::kModules, BuildModule(registry_));
+  client_.Delete(resources::kConfigMaps, "ns", "m-build", {}).IgnoreError();
+  Reconcile();
+  EXPECT_THAT(Items(client_, resources::kJobs), IsEmpty());
+  json degraded = Condition(client_, "Degraded");
+  EXPECT_EQ(degraded["reason"], "BuildInputMissing");
+  EXPECT_THAT(degraded["message"].get<std::string>(),
+              HasSubstr("ConfigMap ns/m-build (build.dockerfileConfigMap) not found"));
+
+  client_.Put(resources::kConfigMaps, ConfigMap("FROM scratch\n"));
+  json unreachable = BuildModule(registry_);
+  unreachable["spec"]["moduleLoader"]["container"]["kernelMappings"][0]["containerImage"] =
+      "127.0.0.1:1/kmm/m:6.1.0";
+  client_.Put(resources::kModules, unreachable);
+  Reconcile();
+  degraded = Condition(client_, "Degraded");
+  EXPECT_EQ(degraded["reason"], "ImageCheckFailed");
+  EXPECT_THAT(degraded["message"].get<std::string>(), HasSubstr("cannot reach the registry"));
+  EXPECT_THAT(Items(client_, resources::kJobs), IsEmpty()) << "no build on a guess";
+}
+
+TEST_F(ImagePipelineTest, SigningWaitsForItsSecretsThenSignsWhatTheBuildPushed) {
+  json sign = {{"moduleLoader",
+                {{"container",
+                  {{"sign",
+                    {{"keySecret", {{"name", "signing-key"}}},
+                     {"certSecret", {{"name", "signing-cert"}}},
+                     {"filesToSign", {"/opt/lib/modules/${KERNEL_FULL_VERSION}/m.ko"}}}}}}}}};
+  client_.Put(resources::kModules, BuildModule(registry_, sign));
+  Reconcile();
+  json degraded = Condition(client_, "Degraded");
+  EXPECT_EQ(degraded["reason"], "SignInputMissing");
+  EXPECT_THAT(degraded["message"].get<std::string>(),
+              HasSubstr("Secret ns/signing-key (sign.keySecret) not found; create it"));
+  EXPECT_THAT(Items(client_, resources::kJobs), IsEmpty()) << "nothing starts without the key";
+
+  client_.Put(resources::kSecrets, Secret("signing-key", "key", "PRIVATE KEY"));
+  client_.Put(resources::kSecrets, Secret("signing-cert", "cert", "CERTIFICATE"));
+  Reconcile();
+  std::vector<json> jobs = Items(client_, resources::kJobs);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0]["metadata"]["name"], desired::BuildJobName("m", "6.1.0")) << "build first";
+  registry_.Put("kmm/m", "6.1.0", {{std::string(desired::kBuildHashImageLabel), HashOf(jobs[0])}});
+  client_.Put(resources::kJobs, Finished(jobs[0], "Complete"));
+  Reconcile();
+  jobs = Items(client_, resources::kJobs);
+  ASSERT_EQ(jobs.size(), 2u);
+  const json& sign_job =
+      jobs[0]["metadata"]["name"] == desired::SignJobName("m", "6.1.0") ? jobs[0] : jobs[1];
+  EXPECT_EQ(sign_job["metadata"]["name"], desired::SignJobName("m", "6.1.0"));
+  EXPECT_THAT(
+      sign_job["spec"]["template"]["metadata"]["annotations"]["kmm.sigs.x-k8s.io/sign-dockerfile"]
+          .get<std::string>(),
+      HasSubstr("FROM " + registry_.host() + "/kmm/m:6.1.0 AS source"));
+  EXPECT_THAT(Items(client_, resources::kDaemonSets), IsEmpty()) << "an unsigned image never loads";
+  EXPECT_THAT(EventReasons(client_), Contains("SignCreated"));
+
+  // Signed: the image carries both hashes; the loaders get it.
+  const std::string digest =
+      registry_.Put("kmm/m", "6.1.0",
+                    {{std::string(desired::kBuildHashImageLabel),
+                      HashOf(jobs[0] == sign_job ? jobs[1] : jobs[0])},
+                     {std::string(desired::kSignHashImageLabel), HashOf(sign_job)}});
+  client_.Put(resources::kJobs, Finished(sign_job, "Complete"));
+  Reconcile();
+  std::vector<json> daemonsets = Items(client_, resources::kDaemonSets);
+  ASSERT_EQ(daemonsets.size(), 1u);
+  EXPECT_EQ(daemonsets[0]["spec"]["template"]["spec"]["initContainers"][1]["image"],
+            registry_.host() + "/kmm/m:6.1.0@" + digest);
+
+  // A rotated key signs again.
+  client_.Put(resources::kSecrets, Secret("signing-key", "key", "NEW PRIVATE KEY"));
+  Reconcile();
+  EXPECT_THAT(testing::Writes(client_),
+              Contains("delete jobs ns/" + desired::SignJobName("m", "6.1.0")));
+}
+
+TEST_F(ImagePipelineTest, JobsOfKernelsWithoutNodesGo) {
+  client_.Put(resources::kModules, BuildModule(registry_));
+  Reconcile();
+  ASSERT_EQ(Items(client_, resources::kJobs).size(), 1u);
+  client_.Delete(resources::kNodes, "", "n1", {}).IgnoreError();
+  Reconcile();
+  EXPECT_THAT(testing::Writes(client_),
+              Contains("delete jobs ns/" + desired::BuildJobName("m", "6.1.0")));
+}
+
+}  // namespace
+}  // namespace kmm::controllers
