@@ -82,6 +82,16 @@ std::string RegistryErrors(const std::string& body) {
   return text.empty() ? "" : " (" + text + ")";
 }
 
+// What a cached authorization is filed under. The password is part of it: two Secrets may
+// name the same user, and one whose password is wrong must not be answered with what the
+// other one's password got (the cached Basic header holds the password anyway).
+std::string CacheKey(const ImageReference& image, const std::optional<Credentials>& credentials) {
+  if (!credentials) return absl::StrCat(image.api_host, "|", image.repository, "|");
+  // The username's length keeps ("a|b", "c") and ("a", "b|c") apart.
+  return absl::StrCat(image.api_host, "|", image.repository, "|", credentials->username.size(), ":",
+                      credentials->username, credentials->password);
+}
+
 }  // namespace
 
 std::optional<Challenge> ParseChallenge(std::string_view header) {
@@ -239,8 +249,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(
     lifetime = absl::Seconds(document["expires_in"].get<double>());
   }
   std::string authorization = "Bearer " + token;
-  const std::string key = absl::StrCat(image.api_host, "|", image.repository, "|",
-                                       credentials ? credentials->username : "");
+  const std::string key = CacheKey(image, credentials);
   absl::MutexLock lock(&mu_);
   tokens_[key] = {authorization, clock_.Now() + lifetime - kTokenMargin};
   return authorization;
@@ -252,8 +261,7 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Exchange(
   const std::string url = absl::StrCat(transport.insecure ? "http" : "https", "://", image.api_host,
                                        "/v2/", image.repository, path);
   const std::string name = image.ToString();
-  const std::string key = absl::StrCat(image.api_host, "|", image.repository, "|",
-                                       credentials ? credentials->username : "");
+  const std::string key = CacheKey(image, credentials);
   std::string authorization;
   if (credentials && !credentials->registry_token.empty()) {
     authorization = "Bearer " + credentials->registry_token;
