@@ -51,6 +51,7 @@ using ::testing::HasSubstr;
 constexpr char kUser[] = "kmm-builder";
 constexpr char kRepository[] = "team/driver";
 constexpr char kTag[] = "6.1.0-57-amd64";
+constexpr char kLabel[] = "kmm.test/kernel=6.1.0-57-amd64";  // in the image config
 
 // The program `name` on PATH, or empty.
 std::string FindOnPath(const std::string& name) {
@@ -295,6 +296,7 @@ class RegistryIntegrationTest : public ::testing::Test {
     dir_.WriteFile("bundle/rootfs/opt/lib/modules/" + std::string(kTag) + "/kmm_ci_a.ko",
                    "not really a module\n");
     Run("umoci", {"repack", "--image", image, dir_.Join("bundle")});
+    Run("umoci", {"config", "--image", image, "--config.label", kLabel});
     ASSERT_FALSE(::testing::Test::HasFailure()) << "could not make the OCI layout";
   }
 
@@ -400,6 +402,15 @@ TEST_F(RegistryIntegrationTest, PlainHttpWithoutAuthTellsPresentFromAbsent) {
   RegistryClient client;
   ExpectPresent(client.Check(Image(kRepository, kTag), std::nullopt, PlainHttp()), digest);
   ExpectPresent(client.Check(Image(kRepository, digest), std::nullopt, PlainHttp()), digest);
+  // The labels: manifest, then config blob, both from the registry's storage.
+  absl::StatusOr<ImageStatus> labelled =
+      client.Check(Image(kRepository, kTag), std::nullopt, PlainHttp(), /*with_labels=*/true);
+  ExpectPresent(labelled, digest);
+  if (labelled.ok()) {
+    EXPECT_THAT(labelled->labels, ::testing::Contains(::testing::Pair("kmm.test/kernel", kTag)));
+  }
+  ExpectAbsent(client.Check(Image(kRepository, "6.1.0-58-amd64"), std::nullopt, PlainHttp(),
+                            /*with_labels=*/true));
   ExpectAbsent(client.Check(Image(kRepository, "6.1.0-58-amd64"), std::nullopt, PlainHttp()));
   ExpectAbsent(client.Check(Image("team/other", kTag), std::nullopt, PlainHttp()));
   ExpectAbsent(client.Check(Image(kRepository, "sha256:" + std::string(64, '0')), std::nullopt,
@@ -421,6 +432,13 @@ TEST_F(RegistryIntegrationTest, PlainHttpWithBasicAuthUsesTheSecretsCredentials)
   ExpectPresent(client.Check(image, FromDockerConfig(image, password_), PlainHttp()), digest);
   const ImageReference absent = Image(kRepository, "6.1.0-58-amd64");
   ExpectAbsent(client.Check(absent, FromDockerConfig(absent, password_), PlainHttp()));
+  // The config blob is behind the same Basic auth as the manifest.
+  absl::StatusOr<ImageStatus> labelled =
+      client.Check(image, FromDockerConfig(image, password_), PlainHttp(), /*with_labels=*/true);
+  ExpectPresent(labelled, digest);
+  if (labelled.ok()) {
+    EXPECT_THAT(labelled->labels, ::testing::Contains(::testing::Pair("kmm.test/kernel", kTag)));
+  }
   ExpectError(client.Check(image, FromDockerConfig(image, "wrong-" + password_), PlainHttp()),
               absl::StatusCode::kPermissionDenied, "refused the credentials from imageRepoSecret",
               image);
