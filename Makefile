@@ -20,7 +20,7 @@ DEB_PACKAGES := \
   libgtest-dev libgmock-dev googletest umockdev libumockdev-dev \
   dpkg-dev autoconf automake libtool libzstd-dev liblzma-dev zstd xz-utils \
   clang-format clang-tidy openssl kmod cpio busybox-static qemu-system-x86 \
-  python3 curl procps \
+  python3 curl procps apache2-utils \
   umoci skopeo docker-registry qemu-utils mmdebstrap e2fsprogs openssh-client ca-certificates \
   linux-image-amd64 linux-headers-amd64
 

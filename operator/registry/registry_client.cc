@@ -82,6 +82,16 @@ std::string RegistryErrors(const std::string& body) {
   return text.empty() ? "" : " (" + text + ")";
 }
 
+// What a cached authorization is filed under. The password is part of it: two Secrets may
+// name the same user, and one whose password is wrong must not be answered with what the
+// other one's password got (the cached Basic header holds the password anyway).
+std::string CacheKey(const ImageReference& image, const std::optional<Credentials>& credentials) {
+  if (!credentials) return absl::StrCat(image.api_host, "|", image.repository, "|");
+  // The username's length keeps ("a|b", "c") and ("a", "b|c") apart.
+  return absl::StrCat(image.api_host, "|", image.repository, "|", credentials->username.size(), ":",
+                      credentials->username, credentials->password);
+}
+
 }  // namespace
 
 std::optional<Challenge> ParseChallenge(std::string_view header) {
@@ -239,8 +249,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(
     lifetime = absl::Seconds(document["expires_in"].get<double>());
   }
   std::string authorization = "Bearer " + token;
-  const std::string key = absl::StrCat(image.api_host, "|", image.repository, "|",
-                                       credentials ? credentials->username : "");
+  const std::string key = CacheKey(image, credentials);
   absl::MutexLock lock(&mu_);
   tokens_[key] = {authorization, clock_.Now() + lifetime - kTokenMargin};
   return authorization;
@@ -252,8 +261,7 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Exchange(
   const std::string url = absl::StrCat(transport.insecure ? "http" : "https", "://", image.api_host,
                                        "/v2/", image.repository, path);
   const std::string name = image.ToString();
-  const std::string key = absl::StrCat(image.api_host, "|", image.repository, "|",
-                                       credentials ? credentials->username : "");
+  const std::string key = CacheKey(image, credentials);
   std::string authorization;
   if (credentials && !credentials->registry_token.empty()) {
     authorization = "Bearer " + credentials->registry_token;
@@ -323,13 +331,19 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Exchange(
 namespace {
 
 // An answer about the image that is neither "there" nor "not there".
-absl::Status UnexpectedAnswer(const std::string& name, long status, const std::string& body) {
+absl::Status UnexpectedAnswer(const std::string& name, long status, const std::string& body,
+                              const Transport& transport) {
   if (status == 403) {
     return absl::PermissionDeniedError(fmt::format(
         "image {}: the registry forbids reading it (HTTP 403){}", name, RegistryErrors(body)));
   }
-  return absl::UnavailableError(
-      fmt::format("image {}: the registry answered HTTP {}{}", name, status, RegistryErrors(body)));
+  // A TLS port answers a plain HTTP request with 400 (docker-registry, nginx), so with
+  // registryTLS.insecure that is the likely cause.
+  const char* hint = transport.insecure && status == 400
+                         ? ". If the registry serves HTTPS on this port, unset registryTLS.insecure"
+                         : "";
+  return absl::UnavailableError(fmt::format("image {}: the registry answered HTTP {}{}{}", name,
+                                            status, RegistryErrors(body), hint));
 }
 
 bool IsIndex(const nlohmann::json& manifest, const std::string& content_type) {
@@ -354,7 +368,7 @@ absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
     if (response.status == 200)
       return ImageStatus{true, response.headers["docker-content-digest"], {}};
     if (response.status == 404) return ImageStatus{false, "", {}};
-    return UnexpectedAnswer(name, response.status, response.body);
+    return UnexpectedAnswer(name, response.status, response.body, transport);
   }
 
   // The labels are in the image's config blob: manifest (through an index to the
@@ -362,7 +376,8 @@ absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
   ASSIGN_OR_RETURN(Response response,
                    Exchange(image, "GET", manifest_path, credentials, transport));
   if (response.status == 404) return ImageStatus{false, "", {}};
-  if (response.status != 200) return UnexpectedAnswer(name, response.status, response.body);
+  if (response.status != 200)
+    return UnexpectedAnswer(name, response.status, response.body, transport);
   ImageStatus status{true, response.headers["docker-content-digest"], {}};
   auto parse = [&](const Response& answer) -> absl::StatusOr<nlohmann::json> {
     nlohmann::json document =
@@ -388,7 +403,7 @@ absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
     if (chosen.empty()) return status;  // an empty index: exists, no labels
     ASSIGN_OR_RETURN(Response inner,
                      Exchange(image, "GET", "/manifests/" + chosen, credentials, transport));
-    if (inner.status != 200) return UnexpectedAnswer(name, inner.status, inner.body);
+    if (inner.status != 200) return UnexpectedAnswer(name, inner.status, inner.body, transport);
     ASSIGN_OR_RETURN(manifest, parse(inner));
   }
   const nlohmann::json config = manifest.value("config", nlohmann::json::object());
@@ -396,7 +411,7 @@ absl::StatusOr<ImageStatus> RegistryClient::Check(const ImageReference& image,
   ASSIGN_OR_RETURN(Response blob,
                    Exchange(image, "GET", "/blobs/" + config["digest"].get<std::string>(),
                             credentials, transport));
-  if (blob.status != 200) return UnexpectedAnswer(name, blob.status, blob.body);
+  if (blob.status != 200) return UnexpectedAnswer(name, blob.status, blob.body, transport);
   ASSIGN_OR_RETURN(nlohmann::json image_config, parse(blob));
   const nlohmann::json labels = image_config.value("config", nlohmann::json::object())
                                     .value("Labels", nlohmann::json::object());

@@ -96,7 +96,7 @@ class RegistryClient {
     std::string authorization;
     absl::Time expires;
   };
-  // Keyed by host, scope and the user the token was issued to.
+  // Keyed by host, repository and the credentials (user and password) it was issued for.
   std::map<std::string, CachedToken> tokens_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
@@ -224,6 +225,46 @@ TEST(RegistryClientTest, AnExpiredTokenIsFetchedAgain) {
   ASSERT_TRUE(client.Check(image, std::nullopt, PlainHttp()).ok());
   EXPECT_THAT(registry.mismatches(), ::testing::IsEmpty());
   EXPECT_EQ(registry.served(), 6u);
+}
+
+TEST(RegistryClientTest, ATokenIsNotReusedForTheSameUserWithAnotherPassword) {
+  // Two Secrets (say in two namespaces) name the same user, one with a wrong password: the
+  // token the right password got must not answer for the wrong one.
+  ReplayRegistry registry(json::array());
+  const std::string host = registry.host();
+  json challenge = {
+      {"status", 401},
+      {"headers",
+       {{"Www-Authenticate", "Bearer realm=\"http://" + host + "/token\",service=\"s\""}}}};
+  json head = {{"method", "HEAD"}, {"path", "/v2/a/b/manifests/1"}, {"authorization", nullptr}};
+  auto token_request = [](const std::string& user_password) {
+    return json{{"method", "GET"},
+                {"path", "/token"},
+                {"query", "service=s&scope=repository%3Aa%2Fb%3Apull"},
+                {"authorization", "Basic " + absl::Base64Escape(user_password)}};
+  };
+  json with = head;
+  with["authorization"] = "Bearer t1";
+  registry.set_exchanges(json::array({
+      {{"request", head}, {"response", challenge}},
+      {{"request", token_request("u:right")},
+       {"response",
+        {{"status", 200}, {"body", json{{"token", "t1"}, {"expires_in", 300}}.dump()}}}},
+      {{"request", with}, {"response", {{"status", 200}}}},
+      // The other Secret: anonymous again, and its own password to the token service.
+      {{"request", head}, {"response", challenge}},
+      {{"request", token_request("u:wrong")}, {"response", {{"status", 401}}}},
+  }));
+  FakeClock clock;
+  RegistryClient client({}, clock);
+  ImageReference image = *ParseImageReference(host + "/a/b:1");
+  ASSERT_TRUE(client.Check(image, Credentials{"u", "right", ""}, PlainHttp()).ok());
+  absl::StatusOr<ImageStatus> other =
+      client.Check(image, Credentials{"u", "wrong", ""}, PlainHttp());
+  ASSERT_FALSE(other.ok()) << "answered with the other Secret's token: exists=" << other->exists;
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kPermissionDenied) << other.status();
+  EXPECT_THAT(registry.mismatches(), ::testing::IsEmpty());
+  EXPECT_EQ(registry.served(), 5u);
 }
 
 TEST(RegistryClientTest, AnUnreachableRegistryIsUnavailableAndSaysWhatToCheck) {
