@@ -47,7 +47,7 @@ wait_for 120 "the old $system namespace to go" bash -c "! kubectl get namespace 
 
 # 1. Render: both images carry the project's version, which is also the operator's default.
 kubectl kustomize "$manifests" > "$work/rendered.yaml" || fail "kubectl kustomize failed"
-images() {  # the operator's image and its KMM_LOADER_IMAGE, from rendered manifests
+images() {  # the operator's image, its KMM_LOADER_IMAGE and KMM_SIGNER_IMAGE, from rendered manifests
   kubectl create --dry-run=client -o json -f "$1" | python3 -c '
 import json, sys
 text, docs, at = sys.stdin.read(), [], 0
@@ -59,12 +59,15 @@ for doc in docs:
         c = doc["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
         assert "--loader-image=$(KMM_LOADER_IMAGE)" in c["args"], c["args"]
-        print(c["image"], env["KMM_LOADER_IMAGE"])'
+        assert "--signer-image=$(KMM_SIGNER_IMAGE)" in c["args"], c["args"]
+        print(c["image"], env["KMM_LOADER_IMAGE"], env["KMM_SIGNER_IMAGE"])'
 }
-[[ $(images "$work/rendered.yaml") == "kmm-operator:v$version kmm-loader:v$version" ]] ||
+[[ $(images "$work/rendered.yaml") == "kmm-operator:v$version kmm-loader:v$version kmm-signer:v$version" ]] ||
   fail "manifests/ name $(images "$work/rendered.yaml"), not version v$version of both images"
 "$operator" --help | grep -q -- "--loader-image TEXT=kmm-loader:v$version" ||
   fail "the operator's default loader image is not kmm-loader:v$version"
+"$operator" --help | grep -q -- "--signer-image TEXT=kmm-signer:v$version" ||
+  fail "the operator's default signer image is not kmm-signer:v$version"
 # The operator's default priority class is the one manifests/ create.
 class=$(kubectl create --dry-run=client -o jsonpath='{.metadata.name}' -f "$manifests/priority-class.yaml")
 "$operator" --help | grep -q -- "--priority-class TEXT=$class" ||
@@ -72,7 +75,7 @@ class=$(kubectl create --dry-run=client -o jsonpath='{.metadata.name}' -f "$mani
 # One small overlay moves both images.
 "$manifests/overlay-for" registry.example/kmm "v$version-test" "$work/overlay" >/dev/null
 kubectl kustomize "$work/overlay" > "$work/overlay.yaml" || fail "the overlay does not render"
-[[ $(images "$work/overlay.yaml") == "registry.example/kmm/kmm-operator:v$version-test registry.example/kmm/kmm-loader:v$version-test" ]] ||
+[[ $(images "$work/overlay.yaml") == "registry.example/kmm/kmm-operator:v$version-test registry.example/kmm/kmm-loader:v$version-test registry.example/kmm/kmm-signer:v$version-test" ]] ||
   fail "the overlay gives $(images "$work/overlay.yaml")"
 echo "ok: manifests and overlay render, image versions"
 
