@@ -3,7 +3,10 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/status.h"
 #include "fmt/format.h"
 #include "operator/desired/build_job.h"
@@ -31,6 +34,27 @@ bool HasCondition(const json& job, std::string_view type) {
     if (condition.value("type", "") == type && condition.value("status", "") == "True") return true;
   }
   return false;
+}
+
+// A build's log tail as a status message: without terminal colours (kaniko's log has them)
+// and only its last lines, where the error is.
+std::string LogTail(std::string_view log) {
+  constexpr size_t kLines = 10;
+  std::string plain;
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i] == '\x1b' && i + 1 < log.size() && log[i + 1] == '[') {
+      i += 2;
+      while (i < log.size() && !(log[i] >= '@' && log[i] <= '~')) ++i;
+      continue;
+    }
+    plain += log[i];
+  }
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(plain, '\n', absl::SkipWhitespace())) {
+    lines.emplace_back(absl::StripTrailingAsciiWhitespace(line));
+  }
+  if (lines.size() > kLines) lines.erase(lines.begin(), lines.end() - kLines);
+  return absl::StrJoin(lines, "\n");
 }
 
 // The loaders pull the image by digest when the registry gave one: a rebuild under the same
@@ -159,7 +183,7 @@ std::string ImagePipeline::FailureMessage(const std::string& ns, const std::stri
     if (!statuses.is_array()) continue;
     for (const json& status : statuses) {
       for (const char* state : {"state", "lastState"}) {
-        std::string message = StringAt(status, {state, "terminated", "message"});
+        std::string message = LogTail(StringAt(status, {state, "terminated", "message"}));
         if (!message.empty()) return message;
       }
     }
@@ -274,7 +298,7 @@ absl::StatusOr<ImageReadiness> ImagePipeline::Ensure(const api::Module& module, 
       if (!hashes.is_object()) continue;
       for (auto it = hashes.begin(); it != hashes.end(); ++it) (*into)[it.key()] = it->dump();
     }
-    if (!trigger.empty()) context.data["\n" + trigger] = "";  // no ConfigMap key has a newline
+    context.other_inputs = trigger;
     absl::StatusOr<json> job = desired::BuildJobFor(module, mapping, context, settings_);
     if (!job.ok()) return problem("BuildInputMissing", std::string(job.status().message()));
     build_hash = (*job)["metadata"]["annotations"][std::string(desired::kInputsHashAnnotation)];

@@ -189,8 +189,12 @@ TEST_F(ImagePipelineTest, AFailedBuildIsReportedWithItsLogTailAndKeptNotRetried)
   Reconcile();
   const json job = Items(client_, resources::kJobs).at(0);
   client_.Put(resources::kJobs, Finished(job, "Failed"));
-  json terminated = {{"exitCode", 1},
-                     {"message", "kmm_ci_a.c:3: error: expected ';' before '}' token"}};
+  // kaniko's log as the kubelet keeps its tail: coloured, the error last.
+  std::string log;
+  for (int i = 0; i < 30; ++i) log += fmt::format("\x1b[36mINFO\x1b[0m[0001] step {}\n", i);
+  log +=
+      "kmm_ci_a.c:3: error: expected ';' before '}' token\nerror building image: exit status 1\n";
+  json terminated = {{"exitCode", 1}, {"message", log}};
   json container_status = {{"name", "build"}, {"state", {{"terminated", terminated}}}};
   json pod = {{"apiVersion", "v1"},
               {"kind", "Pod"},
@@ -216,7 +220,12 @@ TEST_F(ImagePipelineTest, AFailedBuildIsReportedWithItsLogTailAndKeptNotRetried)
   EXPECT_THAT(degraded["message"].get<std::string>(),
               HasSubstr("BuildFailed for kernel 6.1.0 (" + registry_.host() +
                         "/kmm/m:6.1.0): Job m-build-"));
-  EXPECT_THAT(degraded["message"].get<std::string>(), HasSubstr("expected ';' before '}' token"));
+  EXPECT_THAT(degraded["message"].get<std::string>(),
+              HasSubstr("INFO[0001] step 29\nkmm_ci_a.c:3: error: expected ';' before '}' token\n"
+                        "error building image: exit status 1"))
+      << "the last lines, without colours";
+  EXPECT_THAT(degraded["message"].get<std::string>(), ::testing::Not(HasSubstr("step 21\n")));
+  EXPECT_THAT(degraded["message"].get<std::string>(), ::testing::Not(HasSubstr("\x1b")));
   EXPECT_THAT(Items(client_, resources::kDaemonSets), IsEmpty());
 }
 
@@ -243,6 +252,9 @@ TEST_F(ImagePipelineTest, TheRebuildTriggerRebuildsAnImageKmmBuilt) {
   std::vector<json> jobs = Items(client_, resources::kJobs);
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_NE(HashOf(jobs[0]), HashOf(first));
+  EXPECT_EQ(jobs[0]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"],
+            first["spec"]["template"]["spec"]["containers"][0]["volumeMounts"])
+      << "the trigger is an input, not a file of the context";
 }
 
 TEST_F(ImagePipelineTest, AMissingConfigMapOrUnreachableRegistryIsDegradedByName) {

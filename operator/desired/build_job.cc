@@ -190,6 +190,7 @@ absl::StatusOr<json> BuildJobFor(const api::Module& module, const api::ResolvedM
   json pod_spec = BuildPodSpec(module, selector, std::move(container), std::move(volumes));
   // What the template only names: the build context's contents.
   json contents = {{"data", context.data}, {"binaryData", context.binary_data}};
+  if (!context.other_inputs.empty()) contents["other"] = context.other_inputs;
   return JobObject(module, BuildJobName(module.metadata.name, mapping.kernel_version),
                    kBuildComponent, kBuildHashImageLabel, mapping, mapping.container_image,
                    std::move(pod_spec), json::object(), contents.dump(), settings);

@@ -55,6 +55,9 @@ std::string SignJobName(std::string_view module_name, std::string_view kernel);
 struct BuildContext {
   std::map<std::string, std::string> data;
   std::map<std::string, std::string> binary_data;
+  // Anything else that must rebuild when it changes (spec.imageRebuildTriggerGeneration):
+  // part of the inputs hash only.
+  std::string other_inputs;
 };
 
 // The build Job for `mapping` (which must have `build`). Fails, naming the ConfigMap, when it

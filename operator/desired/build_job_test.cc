@@ -34,7 +34,8 @@ OperatorSettings Settings() {
 
 BuildContext Context() {
   return {.data = {{"dockerfile", "FROM scratch\n"}, {"kmm_ci_a.c", "/* source */\n"}},
-          .binary_data = {{"firmware.bin", "AAEC"}}};
+          .binary_data = {{"firmware.bin", "AAEC"}},
+          .other_inputs = ""};
 }
 
 // Compares whole objects; on a difference prints the built one and an RFC 6902 diff.
@@ -62,7 +63,8 @@ TEST(BuildJobTest, TheContainersDefaultsAloneAreExactlyTheExpectedJob) {
   module.spec.module_loader->container.build = minimal;
   absl::StatusOr<json> job = BuildJobFor(
       module, MappingFor(module, "6.1.0-59-cloud-amd64"),
-      {.data = {{"dockerfile", "FROM scratch\n"}}, .binary_data = {}}, OperatorSettings{});
+      {.data = {{"dockerfile", "FROM scratch\n"}}, .binary_data = {}, .other_inputs = ""},
+      OperatorSettings{});
   ASSERT_TRUE(job.ok()) << job.status();
   ExpectGolden(*job, "build_job_defaults.yaml");
 }
@@ -138,7 +140,8 @@ TEST(BuildJobTest, AConfigMapWithoutADockerfileIsRefusedByName) {
   const api::Module module = BuildModule();
   absl::StatusOr<json> job =
       BuildJobFor(module, MappingFor(module, "6.1.0-57-amd64"),
-                  {.data = {{"Dockerfile", "FROM scratch"}}, .binary_data = {}}, Settings());
+                  {.data = {{"Dockerfile", "FROM scratch"}}, .binary_data = {}, .other_inputs = ""},
+                  Settings());
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(

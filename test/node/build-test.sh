@@ -121,7 +121,7 @@ COPY --from=builder /opt/lib/modules/\${KERNEL_FULL_VERSION} /opt/lib/modules/\$
 DOCKERFILE
   kubectl -n "$ns" create configmap kmm-ci-a-build --from-file="$context" --dry-run=client -o yaml
 }
-module() {  # module NAME CONFIGMAP [SIGN]
+module() {  # module NAME CONFIGMAP: builds its image from the ConfigMap
   cat <<YAML
 apiVersion: kmm.sigs.x-k8s.io/v1beta1
 kind: Module
@@ -139,15 +139,28 @@ spec:
           dockerfileConfigMap: {name: $2}
           baseImageRegistryTLS: {insecure: true}
 YAML
-  if [[ ${3:-} == sign ]]; then
-    cat <<YAML
+}
+signed_module() {  # signed_module NAME UNSIGNED: signs the image UNSIGNED (no build)
+  cat <<YAML
+apiVersion: kmm.sigs.x-k8s.io/v1beta1
+kind: Module
+metadata: {name: $1, namespace: $ns}
+spec:
+  selector: {kubernetes.io/hostname: $node}
+  moduleLoader:
+    container:
+      modprobe: {moduleName: kmm_ci_a}
+      kernelMappings:
+      - literal: $kver
+        containerImage: $pod_registry/kmm-built/$1:\${KERNEL_FULL_VERSION}
+        registryTLS: {insecure: true}
         sign:
+          unsignedImage: $2
           unsignedImageRegistryTLS: {insecure: true}
           keySecret: {name: signing-key}
           certSecret: {name: signing-cert}
-          filesToSign: [/opt/lib/modules/\${KERNEL_FULL_VERSION}/kmm_ci_a.ko]
+          filesToSign: ["/opt/lib/modules/\${KERNEL_FULL_VERSION}/kmm_ci_a.ko"]
 YAML
-  fi
 }
 
 step "1. A Module whose image is missing: a build Job on $node, then the loader loads that build"
@@ -204,7 +217,7 @@ echo "kmm-broken: $message"
 pass "Degraded BuildFailed naming the error, a BuildFailed event, the Job kept for its logs, no loader"
 kubectl -n "$ns" delete module kmm-broken --wait=false > /dev/null
 
-step "5. Signing: a build and sign Job, then the kernel's sign-file's signature checked two ways"
+step "5. Signing the image step 3 built: a sign Job, then the kernel's sign-file's signature checked two ways"
 kubectl -n "$ns" delete module kmm-ci-a --wait=true --timeout 240s > /dev/null
 [[ -z $(loaded_build) ]] || fail "kmm_ci_a is still loaded after its Module went"
 openssl req -new -x509 -nodes -newkey rsa:2048 -days 2 -subj "/CN=kmm-build-test-signer/" \
@@ -212,10 +225,11 @@ openssl req -new -x509 -nodes -newkey rsa:2048 -days 2 -subj "/CN=kmm-build-test
 kubectl -n "$ns" create secret generic signing-key --from-file=key="$out/key.pem" > /dev/null
 kubectl -n "$ns" create secret generic signing-cert --from-file=cert="$out/cert.pem" > /dev/null
 started=$SECONDS
-module kmm-ci-a-signed kmm-ci-a-build sign | kubectl apply -f - > /dev/null
-wait_for 60 "a BuildCreated event" bash -c "(( \$($(declare -f events); ns=$ns; events kmm-ci-a-signed BuildCreated) >= 1 ))"
+signed_module kmm-ci-a-signed "$pod_registry/kmm-built/kmm-ci-a:\${KERNEL_FULL_VERSION}" | kubectl apply -f - > /dev/null
+wait_for 60 "a SignCreated event" bash -c "(( \$($(declare -f events); ns=$ns; events kmm-ci-a-signed SignCreated) >= 1 ))"
+[[ -z $(loader_image kmm-ci-a-signed) ]] || fail "a loader DaemonSet exists before the signed image does"
 wait_for 900 "the signed build to be loaded" bash -c "[[ \$($(declare -f loaded_build on_node); here=$here; loaded_build) == second ]]"
-timing build-sign-to-loaded $((SECONDS - started))
+timing sign-to-loaded $((SECONDS - started))
 (( $(events kmm-ci-a-signed SignSucceeded) == 1 )) || fail "no SignSucceeded event"
 signed=$KMM_REGISTRY/kmm-built/kmm-ci-a-signed:$kver
 [[ -n $(image_label "$signed" kmm.sigs.x-k8s.io/sign-hash) ]] || fail "the signed image has no sign-hash label"
