@@ -346,7 +346,7 @@ for p in platforms:
         problems.append(f"{name}: Unsupported is {c['Unsupported']}: build is supported")
     progressing = c.get("Progressing", {})
     if (progressing.get("status"), progressing.get("reason")) != ("True", "ImageBuild") or \
-            any(f"kernel {k}" not in progressing.get("message", "") for k in built):
+            any(f"kernel {k.rstrip('+')}" not in progressing.get("message", "") for k in built):
         problems.append(f"{name}: Progressing is {progressing}, want ImageBuild naming {built}")
     reasons = collections.defaultdict(str)
     for e in events:
@@ -355,7 +355,8 @@ for p in platforms:
     if uncovered not in reasons["NoKernelMapping"]:
         problems.append(f"{name}: no NoKernelMapping event naming {uncovered}")
     for kernel in built:
-        if f"Build for kernel {kernel} started" not in reasons["BuildCreated"]:
+        # Jobs and their messages name the kernel as mappings see it: COS's '+' dropped.
+        if f"Build for kernel {kernel.rstrip('+')} started" not in reasons["BuildCreated"]:
             problems.append(f"{name}: no BuildCreated event for kernel {kernel}")
     if "FieldNotSupportedYet" in reasons:
         problems.append(f"{name}: a FieldNotSupportedYet event: {reasons['FieldNotSupportedYet']}")
@@ -371,7 +372,8 @@ operator_state_is_right() {
 wait_interval=1 wait_for 90 "each example's build Jobs, loaders, status and events" operator_state_is_right
 for spec in "${platforms[@]}"; do
   IFS='|' read -r platform _ covered uncovered <<< "$spec"
-  echo "ok: $platform: a build Job for each of $covered without an image; $uncovered reported"
+  [[ $platform != "$pushed_platform" ]] || covered=$(tr ' ' '\n' <<< "$covered" | grep -vxF "$pushed_kernel" | xargs)
+  echo "ok: $platform: a build Job for each of $covered, no loader yet; $uncovered reported"
 done
 echo "ok: $pushed_platform: $pushed_kernel's image without kmm labels is used as it is: $pushed_image@$pushed_digest"
 echo "operator phase: $((SECONDS - started))s"
