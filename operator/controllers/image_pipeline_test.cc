@@ -25,6 +25,7 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 using testing::FakeRegistry;
 using testing::Harness;
@@ -343,6 +344,19 @@ TEST_F(ImagePipelineTest, JobsOfKernelsWithoutNodesGo) {
   Reconcile();
   EXPECT_THAT(testing::Writes(client_),
               Contains("delete jobs ns/" + desired::BuildJobName("m", "6.1.0")));
+}
+
+// A COS node reports 6.1.0+; its Job carries the kernel as mappings see it, 6.1.0. The Job is
+// the node kernel's, not one to delete (which, recreated on each reconcile, would loop).
+TEST_F(ImagePipelineTest, AKernelWithATrailingPlusKeepsItsBuildJob) {
+  json node = Node("n1", false);
+  node["status"]["nodeInfo"]["kernelVersion"] = "6.1.0+";
+  client_.Put(resources::kNodes, node);
+  client_.Put(resources::kModules, BuildModule(registry_));
+  Reconcile();
+  Reconcile();
+  EXPECT_EQ(Items(client_, resources::kJobs).size(), 1u);
+  EXPECT_THAT(testing::Writes(client_), Not(Contains(HasSubstr("delete jobs"))));
 }
 
 }  // namespace

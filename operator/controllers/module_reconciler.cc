@@ -354,11 +354,13 @@ absl::StatusOr<ModuleReconciler::Applied> ModuleReconciler::ApplyPlan(
     const Observed& observed) {
   const std::string& ns = module.metadata.namespace_name;
   Applied applied;
-  std::set<std::string> image_kernels;  // kernels whose image is made in the cluster
+  // Kernels whose image is made in the cluster, as the Jobs' kernel annotation holds them: the
+  // mapping's kernel, without COS's trailing '+' that target.kernel keeps.
+  std::set<std::string> image_kernels;
   for (const desired::LoaderTarget& planned : plan.loaders) {
     desired::LoaderTarget target = planned;
     if (target.mapping.build || target.mapping.sign) {
-      image_kernels.insert(target.kernel);
+      image_kernels.insert(target.mapping.kernel_version);
       ASSIGN_OR_RETURN(ImageReadiness image, images_.Ensure(module, object, target));
       if (!image.ready) {
         applied.images.push_back(std::move(image.problem));
