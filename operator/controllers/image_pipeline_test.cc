@@ -359,5 +359,38 @@ TEST_F(ImagePipelineTest, AKernelWithATrailingPlusKeepsItsBuildJob) {
   EXPECT_THAT(testing::Writes(client_), Not(Contains(HasSubstr("delete jobs"))));
 }
 
+TEST_F(ImagePipelineTest, AFailedBuildIsRetriedOnceItsJobIsGone) {
+  client_.Put(resources::kModules, BuildModule(registry_));
+  Reconcile();
+  const json job = Items(client_, resources::kJobs).at(0);
+  client_.Put(resources::kJobs, Finished(job, "Failed"));
+  Reconcile();
+  ASSERT_EQ(Condition(client_, "Degraded")["reason"], "BuildFailed");
+  // The Job controller's TTL (--finished-job-ttl) removes it: the next reconcile builds again.
+  client_.Delete(resources::kJobs, "ns", job["metadata"]["name"].get<std::string>(), {})
+      .IgnoreError();
+  Reconcile();
+  std::vector<json> jobs = Items(client_, resources::kJobs);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_FALSE(jobs[0].contains("status")) << "a new Job";
+  EXPECT_EQ(Condition(client_, "Progressing")["reason"], "ImageBuild");
+}
+
+TEST_F(ImagePipelineTest, AKernelWhoseImageIsBuiltWaitsAndTheOthersGoAhead) {
+  json node = Node("n2", false);
+  node["status"]["nodeInfo"]["kernelVersion"] = "6.2.0";
+  node["metadata"]["labels"][std::string(desired::kKernelVersionLabel)] = "6.2.0";
+  client_.Put(resources::kNodes, node);
+  json module = BuildModule(registry_);
+  module["spec"]["moduleLoader"]["container"]["kernelMappings"].push_back(
+      {{"literal", "6.2.0"}, {"containerImage", "img:6.2.0"}});
+  client_.Put(resources::kModules, module);
+  Reconcile();
+  ASSERT_EQ(Items(client_, resources::kJobs).size(), 1u);
+  std::vector<json> daemonsets = Items(client_, resources::kDaemonSets);
+  ASSERT_EQ(daemonsets.size(), 1u) << "only the kernel that builds nothing";
+  EXPECT_EQ(daemonsets[0]["spec"]["template"]["spec"]["initContainers"][1]["image"], "img:6.2.0");
+}
+
 }  // namespace
 }  // namespace kmm::controllers
