@@ -306,9 +306,12 @@ absl::StatusOr<ImageReadiness> ImagePipeline::Ensure(const api::Module& module, 
                      std::string(desired::kBuildHashImageLabel), "Build", "Building"});
   }
   if (mapping.sign) {
+    // A missing Secret is the Module's problem; any other error is the API's, retried.
     absl::StatusOr<json> key = SecretData(ns, mapping.sign->key_secret.name, "sign.keySecret");
+    if (!key.ok() && !absl::IsFailedPrecondition(key.status())) return key.status();
     if (!key.ok()) return problem("SignInputMissing", std::string(key.status().message()));
     absl::StatusOr<json> cert = SecretData(ns, mapping.sign->cert_secret.name, "sign.certSecret");
+    if (!cert.ok() && !absl::IsFailedPrecondition(cert.status())) return cert.status();
     if (!cert.ok()) return problem("SignInputMissing", std::string(cert.status().message()));
     if (!key->contains("key") || !cert->contains("cert")) {
       return problem(

@@ -96,10 +96,11 @@ class ImagePipelineTest : public ::testing::Test {
     client_.Put(resources::kNodes, Node("n1", false));
     client_.Put(resources::kConfigMaps, ConfigMap("FROM scratch\n"));
   }
-  void Reconcile() {
+  kube::Result Reconcile() {
     Harness harness(client_);
     absl::StatusOr<kube::Result> result = harness.Reconcile();
-    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.value_or(kube::Result{});
   }
   kube::testing::FakeKubeClient client_;
   FakeRegistry registry_;
@@ -273,7 +274,8 @@ TEST_F(ImagePipelineTest, AMissingConfigMapOrUnreachableRegistryIsDegradedByName
   unreachable["spec"]["moduleLoader"]["container"]["kernelMappings"][0]["containerImage"] =
       "127.0.0.1:1/kmm/m:6.1.0";
   client_.Put(resources::kModules, unreachable);
-  Reconcile();
+  EXPECT_EQ(Reconcile().requeue_after, absl::Seconds(60))
+      << "no event brings the registry back: checked again";
   degraded = Condition(client_, "Degraded");
   EXPECT_EQ(degraded["reason"], "ImageCheckFailed");
   EXPECT_THAT(degraded["message"].get<std::string>(), HasSubstr("cannot reach the registry"));
@@ -288,7 +290,7 @@ TEST_F(ImagePipelineTest, SigningWaitsForItsSecretsThenSignsWhatTheBuildPushed) 
                      {"certSecret", {{"name", "signing-cert"}}},
                      {"filesToSign", {"/opt/lib/modules/${KERNEL_FULL_VERSION}/m.ko"}}}}}}}}};
   client_.Put(resources::kModules, BuildModule(registry_, sign));
-  Reconcile();
+  EXPECT_EQ(Reconcile().requeue_after, absl::Seconds(60)) << "Secrets are not watched";
   json degraded = Condition(client_, "Degraded");
   EXPECT_EQ(degraded["reason"], "SignInputMissing");
   EXPECT_THAT(degraded["message"].get<std::string>(),

@@ -29,6 +29,10 @@ using nlohmann::json;
 
 // While a rollout or an unload is under way, look again even without events.
 constexpr absl::Duration kProgressRecheck = absl::Seconds(10);
+// A kernel's image that could not be checked (the registry unreachable, a Secret the
+// operator does not watch missing or unreadable) is checked again this often: no event
+// would bring it back.
+constexpr absl::Duration kImageRecheck = absl::Seconds(60);
 
 std::string Label(const json& object, std::string_view key) {
   const json& value = kube::FieldAt(object, {"metadata", "labels", key});
@@ -306,6 +310,11 @@ absl::StatusOr<kube::Result> ModuleReconciler::Reconcile(const std::string& key)
   for (const json& condition : status["conditions"]) {
     if (condition["type"] == "Progressing" && condition["status"] == "True") {
       return kube::Result{false, kProgressRecheck};
+    }
+  }
+  for (const desired::ImageProblem& image : state.images) {
+    if (image.reason == "ImageCheckFailed" || image.reason == "SignInputMissing") {
+      return kube::Result{false, kImageRecheck};
     }
   }
   return kube::Result{};
