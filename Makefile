@@ -22,7 +22,8 @@ DEB_PACKAGES := \
   clang-format clang-tidy openssl kmod cpio busybox-static qemu-system-x86 \
   python3 curl procps apache2-utils \
   umoci skopeo docker-registry qemu-utils mmdebstrap e2fsprogs openssh-client ca-certificates \
-  linux-image-amd64 linux-headers-amd64
+  linux-image-amd64 linux-headers-amd64 \
+  ovmf mtools dosfstools python3-venv python3-cryptography python3-pefile python3-yaml python3-requests
 
 .PHONY: deps build images test test-asan test-tsan bench demo demo-down demo-loader fmt lint clean
 

@@ -146,14 +146,15 @@ absl::Status InsertFailure(const absl::Status& insert_error, const ModuleFile& m
                       "runs {}; rebuild it against this kernel's headers",
                       name, module.path, module.vermagic, kernel_version));
     case EKEYREJECTED:
+      // With module.sig_enforce the kernel answers EKEYREJECTED for an unsigned module and
+      // for one signed by a key it does not trust alike (its log says which).
       return WithErrno(
           absl::StatusCode::kPermissionDenied, EKEYREJECTED,
-          // kmm does not sign in the cluster yet (spec...sign is reported unsupported), so
-          // the fix is the image's: sign the .ko before it goes into the image.
           fmt::format("the kernel enforces module signatures and rejected {} (EKEYREJECTED): "
-                      "the module must be signed with a key the node trusts; sign the .ko "
-                      "files with the kernel's scripts/sign-file before building the module "
-                      "image, and enroll the key on the node (e.g. with mokutil)",
+                      "it is unsigned, or signed with a key the node does not trust (the "
+                      "kernel log says which); sign it with the Module's sign section (its "
+                      "keySecret and certSecret) or the kernel's scripts/sign-file, with a key "
+                      "the node trusts (a Machine Owner Key enrolled with mokutil)",
                       name));
     case ENOKEY:
       return WithErrno(
@@ -194,7 +195,7 @@ absl::Status InsertFailure(const absl::Status& insert_error, const ModuleFile& m
       } else if (!restrictions.lockdown.empty() && restrictions.lockdown != "none") {
         why = fmt::format(
             "kernel lockdown is in \"{}\" mode, which only allows signed modules; "
-            "sign the module with a key the node trusts",
+            "sign the module with a key the node trusts (the Module's sign section)",
             restrictions.lockdown);
       } else if (restrictions.sig_enforce) {
         why =

@@ -35,9 +35,11 @@ TEST(InsertFailure, RejectedSignatureSaysSignaturesAreEnforced) {
   const absl::Status status = Failure(EKEYREJECTED);
   EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_NE(status.message().find("enforces module signatures"), std::string::npos) << status;
-  EXPECT_NE(status.message().find("must be signed"), std::string::npos) << status;
-  // It points at what exists: in-cluster signing is not there yet.
-  EXPECT_EQ(status.message().find("container.sign"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("unsigned, or signed with a key the node does not trust"),
+            std::string::npos)
+      << status;
+  // Both fixes: the Module's in-cluster signing, or signing before the image is built.
+  EXPECT_NE(status.message().find("sign section"), std::string::npos) << status;
   EXPECT_NE(status.message().find("scripts/sign-file"), std::string::npos) << status;
 }
 

@@ -5,9 +5,11 @@
 # against the node's kernel headers (images/kmm-build-base), pushes it, and the loader then
 # loads that build. Then: an operator restart rebuilds nothing (the registry's image labels
 # are the record); a changed ConfigMap rebuilds and the node loads the new build; a broken
-# Dockerfile fails with its log in the Module's status; a sign Job signs the module with a
-# throwaway key, and the signature is checked with modinfo and, independently, with openssl
-# against the certificate.
+# Dockerfile fails with its log in the Module's status. Last, the node reboots with Secure Boot
+# on (OVMF, shim, a test Machine Owner Key enrolled, module.sig_enforce=1; test/node/kmm-node):
+# the unsigned build is refused with the loader's reason in the Module's status, and the same
+# build signed in the cluster with the node's MOK loads; the signature is also checked with
+# modinfo and, independently, with openssl against the certificate.
 #
 #   build-test.sh BUILD_DIR     (with the cluster and node up: kmm-test-cluster up --node)
 #
@@ -94,6 +96,8 @@ pass "the operator runs with --builder-image and --signer-image from $KMM_REGIST
 
 kubectl delete namespace "$ns" --ignore-not-found --wait=true > /dev/null
 kubectl create namespace "$ns" > /dev/null
+# Steps 1 to 4 load unsigned builds: a node an earlier run left in Secure Boot boots directly.
+if [[ $("$here/kmm-node" status) == *"boot: secure-boot"* ]]; then "$here/kmm-node" reboot; fi
 
 # The build context: kmm_ci_a's source, a Kbuild for it alone, and a Dockerfile that
 # compiles it in kmm-build-base for the node's kernel and keeps only the module and depmod's
@@ -217,13 +221,29 @@ echo "kmm-broken: $message"
 pass "Degraded BuildFailed naming the error, a BuildFailed event, the Job kept for its logs, no loader"
 kubectl -n "$ns" delete module kmm-broken --wait=false > /dev/null
 
-step "5. Signing the image step 3 built: a sign Job, then the kernel's sign-file's signature checked two ways"
+step "5. Secure Boot on: the unsigned build is refused, with the kernel's reason in the Module's status"
+# kmm-ci-a (step 3's unsigned build) stays applied while the node reboots through shim.
+started=$SECONDS
+"$here/kmm-node" reboot --secure-boot
+timing secure-boot-reboot $((SECONDS - started))
+[[ $(on_node cat /sys/module/module/parameters/sig_enforce) == Y ]] || fail "module.sig_enforce is not on"
+[[ $(on_node cat /sys/kernel/security/lockdown) == *"[integrity]"* ]] ||
+  fail "the kernel is not locked down: $(on_node cat /sys/kernel/security/lockdown)"
+on_node 'grep -q "kmm-node test MOK" /proc/keys' || fail "the node's kernel does not hold its test MOK"
+wait_for 300 "kmm-ci-a Degraded with LoaderCrashLooping" bash -c "[[ \$($(declare -f condition); ns=$ns; condition kmm-ci-a Degraded reason) == LoaderCrashLooping ]]"
+message=$(condition kmm-ci-a Degraded message)
+echo "kmm-ci-a: $message"
+[[ $message == *"enforces module signatures and rejected kmm_ci_a (EKEYREJECTED)"* ]] ||
+  fail "the status does not say the kernel rejected the unsigned module: $message"
+[[ -z $(loaded_build) ]] || fail "an unsigned build of kmm_ci_a is loaded on a Secure Boot node"
+on_node dmesg | grep -q "Loading of unsigned module is rejected" || fail "the kernel log does not show the refusal"
+pass "sig_enforce Y, lockdown integrity, the test MOK in the kernel's keys; Degraded LoaderCrashLooping: the kernel rejected the unsigned kmm_ci_a"
 kubectl -n "$ns" delete module kmm-ci-a --wait=true --timeout 240s > /dev/null
-[[ -z $(loaded_build) ]] || fail "kmm_ci_a is still loaded after its Module went"
-openssl req -new -x509 -nodes -newkey rsa:2048 -days 2 -subj "/CN=kmm-build-test-signer/" \
-  -keyout "$out/key.pem" -outform PEM -out "$out/cert.pem" 2> /dev/null
-kubectl -n "$ns" create secret generic signing-key --from-file=key="$out/key.pem" > /dev/null
-kubectl -n "$ns" create secret generic signing-cert --from-file=cert="$out/cert.pem" > /dev/null
+
+step "6. The same build signed in the cluster with the node's MOK: a sign Job, then the node loads it"
+mok=$KMM_TEST_CLUSTER_DIR/node/secure-boot
+kubectl -n "$ns" create secret generic signing-key --from-file=key="$mok/mok.key" > /dev/null
+kubectl -n "$ns" create secret generic signing-cert --from-file=cert="$mok/mok.crt" > /dev/null
 started=$SECONDS
 signed_module kmm-ci-a-signed "$pod_registry/kmm-built/kmm-ci-a:\${KERNEL_FULL_VERSION}" | kubectl apply -f - > /dev/null
 wait_for 60 "a SignCreated event" bash -c "(( \$($(declare -f events); ns=$ns; events kmm-ci-a-signed SignCreated) >= 1 ))"
@@ -231,6 +251,8 @@ wait_for 60 "a SignCreated event" bash -c "(( \$($(declare -f events); ns=$ns; e
 wait_for 900 "the signed build to be loaded" bash -c "[[ \$($(declare -f loaded_build on_node); here=$here; loaded_build) == second ]]"
 timing sign-to-loaded $((SECONDS - started))
 (( $(events kmm-ci-a-signed SignSucceeded) == 1 )) || fail "no SignSucceeded event"
+# A module that loads unsigned where signatures are not enforced taints the kernel with E.
+[[ $(on_node cat /sys/module/kmm_ci_a/taint) != *E* ]] || fail "kmm_ci_a loaded as an unsigned module"
 signed=$KMM_REGISTRY/kmm-built/kmm-ci-a-signed:$kver
 [[ -n $(image_label "$signed" kmm.sigs.x-k8s.io/sign-hash) ]] || fail "the signed image has no sign-hash label"
 # The module file as the registry serves it, checked on this machine.
@@ -239,14 +261,18 @@ skopeo copy --src-tls-verify=false "docker://$signed" "oci:$out/signed/layout:x"
 umoci unpack --rootless --image "$out/signed/layout:x" "$out/signed/bundle" > /dev/null
 ko=$out/signed/bundle/rootfs/opt/lib/modules/$kver/kmm_ci_a.ko
 [[ -f $ko ]] || fail "no kmm_ci_a.ko in the signed image"
-[[ $(modinfo -F signer "$ko") == kmm-build-test-signer ]] || fail "modinfo: signer is '$(modinfo -F signer "$ko")'"
+[[ $(modinfo -F signer "$ko") == "kmm-node test MOK" ]] || fail "modinfo: signer is '$(modinfo -F signer "$ko")'"
 [[ $(modinfo -F sig_hashalgo "$ko") == sha256 ]] || fail "modinfo: sig_hashalgo is '$(modinfo -F sig_hashalgo "$ko")'"
-"$here/verify-module-signature" "$ko" "$out/cert.pem" || fail "the module's signature does not verify against the certificate"
+"$here/verify-module-signature" "$ko" "$mok/mok.crt" || fail "the module's signature does not verify against the MOK"
+openssl req -new -x509 -nodes -newkey rsa:2048 -days 2 -subj "/CN=another signer/" \
+  -keyout "$out/other.key" -out "$out/other.crt" 2> /dev/null
+! "$here/verify-module-signature" "$ko" "$out/other.crt" 2> /dev/null ||
+  fail "the signature verifies against a certificate that did not sign it"
 # What the node loaded is that signed image (by digest).
 signed_digest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$signed")
 [[ $(loader_image kmm-ci-a-signed) == *"@$signed_digest" ]] ||
   fail "the loader pulls $(loader_image kmm-ci-a-signed), not the signed image $signed_digest"
-pass "the node loaded the signed image; modinfo: signer kmm-build-test-signer, sha256; its PKCS#7 signature verifies against the certificate with openssl"
+pass "the Secure Boot node loaded the signed image (no E taint); modinfo: signer kmm-node test MOK, sha256; its PKCS#7 signature verifies against the MOK with openssl, and not against another certificate"
 
 kubectl delete namespace "$ns" --wait=false > /dev/null
 echo
