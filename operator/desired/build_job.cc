@@ -121,15 +121,6 @@ json BuildPodSpec(const api::Module& module, const api::StringMap& selector, jso
 
 }  // namespace
 
-std::string InputsHash(std::string_view text) {
-  uint64_t hash = 14695981039346656037ull;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return fmt::format("{:016x}", hash);
-}
-
 std::string BuildJobName(std::string_view module_name, std::string_view kernel) {
   return fmt::format("{}-build-{}", module_name, ShortHash(kernel));
 }

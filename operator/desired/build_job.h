@@ -24,6 +24,7 @@
 #include "nlohmann/json.hpp"
 #include "operator/api/kernel_mapping.h"
 #include "operator/api/module.h"
+#include "operator/desired/labels.h"  // InputsHash
 #include "operator/desired/settings.h"
 
 namespace kmm::desired {
@@ -83,9 +84,6 @@ std::string SignDockerfile(const api::Module& module, const api::ResolvedMapping
 // the build's inputs hash, so a rotated key or a rebuilt image is signed again.
 nlohmann::json SignJobFor(const api::Module& module, const api::ResolvedMapping& mapping,
                           std::string_view inputs, const OperatorSettings& settings);
-
-// A 16-hex-digit FNV-1a hash of `text`, for inputs hashes.
-std::string InputsHash(std::string_view text);
 
 }  // namespace kmm::desired
 

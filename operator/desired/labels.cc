@@ -27,14 +27,16 @@ std::string LoaderVersionLabel(std::string_view ns, std::string_view name) {
   return fmt::format("beta.kmm.node.kubernetes.io/version-module-loader.{}.{}", ns, name);
 }
 
-std::string ShortHash(std::string_view text) {
+std::string InputsHash(std::string_view text) {
   uint64_t hash = 14695981039346656037ull;
   for (unsigned char c : text) {
     hash ^= c;
     hash *= 1099511628211ull;
   }
-  return fmt::format("{:016x}", hash).substr(0, 10);
+  return fmt::format("{:016x}", hash);
 }
+
+std::string ShortHash(std::string_view text) { return InputsHash(text).substr(0, 10); }
 
 std::string KernelLabelValue(std::string_view kernel) {
   // As the kernel mappings see it (api::NodeKernelVersion): COS reports "5.10.109+".

@@ -61,7 +61,10 @@ std::string LoaderVersionLabel(std::string_view ns, std::string_view name);
 // hash so that different kernels never share a value.
 std::string KernelLabelValue(std::string_view kernel);
 
-// A short stable hash (10 hex digits, FNV-1a) for names and labels.
+// A stable 64-bit FNV-1a hash of `text` as 16 hex digits, for inputs hashes (build_job.h).
+std::string InputsHash(std::string_view text);
+
+// Its first 10 hex digits, for names and labels.
 std::string ShortHash(std::string_view text);
 
 }  // namespace kmm::desired

@@ -4,12 +4,13 @@
 # a kaniko build Job on the node that compiles kmm_ci_a from its source in a ConfigMap
 # against the node's kernel headers (images/kmm-build-base), pushes it, and the loader then
 # loads that build. Then: an operator restart rebuilds nothing (the registry's image labels
-# are the record); a changed ConfigMap rebuilds and the node loads the new build; a broken
-# Dockerfile fails with its log in the Module's status. Last, the node reboots with Secure Boot
-# on (OVMF, shim, a test Machine Owner Key enrolled, module.sig_enforce=1; test/node/kmm-node):
-# the unsigned build is refused with the loader's reason in the Module's status, and the same
-# build signed in the cluster with the node's MOK loads; the signature is also checked with
-# modinfo and, independently, with openssl against the certificate.
+# are the record); a changed ConfigMap rebuilds, the build survives a node reboot in its
+# middle, and the node loads the new build; a broken Dockerfile fails with its log in the
+# Module's status. Last, the node reboots with Secure Boot on (OVMF, shim, a test Machine Owner
+# Key enrolled, module.sig_enforce=1; test/node/kmm-node): the unsigned build is refused with
+# the loader's reason in the Module's status, a sign Job that cannot sign fails with its
+# reason, and the same build signed in the cluster with the node's MOK loads; the signature
+# is also checked with modinfo and, independently, with openssl against the certificate.
 #
 #   build-test.sh BUILD_DIR     (with the cluster and node up: kmm-test-cluster up --node)
 #
@@ -144,7 +145,7 @@ spec:
           baseImageRegistryTLS: {insecure: true}
 YAML
 }
-signed_module() {  # signed_module NAME UNSIGNED: signs the image UNSIGNED (no build)
+signed_module() {  # signed_module NAME UNSIGNED [FILE]: signs FILE (kmm_ci_a.ko) of the image UNSIGNED
   cat <<YAML
 apiVersion: kmm.sigs.x-k8s.io/v1beta1
 kind: Module
@@ -163,7 +164,7 @@ spec:
           unsignedImageRegistryTLS: {insecure: true}
           keySecret: {name: signing-key}
           certSecret: {name: signing-cert}
-          filesToSign: ["/opt/lib/modules/\${KERNEL_FULL_VERSION}/kmm_ci_a.ko"]
+          filesToSign: ["/opt/lib/modules/\${KERNEL_FULL_VERSION}/${3:-kmm_ci_a.ko}"]
 YAML
 }
 
@@ -195,15 +196,30 @@ sleep 20  # a few reconciles
 [[ $(loader_image kmm-ci-a) == "$image" ]] || fail "the loader DaemonSet changed after a restart: $(loader_image kmm-ci-a)"
 pass "one BuildCreated in all, the same loader image"
 
-step "3. A changed ConfigMap rebuilds; the node moves to the new build"
+step "3. A changed ConfigMap rebuilds, the node reboots in the middle of that build, and then moves to the new build"
 started=$SECONDS
 build_config_map second | kubectl apply -f - > /dev/null
 wait_for 60 "a second BuildCreated" bash -c "(( \$($(declare -f events); ns=$ns; events kmm-ci-a BuildCreated) >= 2 ))"
 [[ $(loaded_build) == first ]] || fail "the first build was unloaded before the second was there"
+second_job() {  # the build Job that is not the first one's
+  kubectl -n "$ns" get jobs -l kmm.sigs.x-k8s.io/module=kmm-ci-a,kmm.sigs.x-k8s.io/component=build \
+    -o jsonpath="{range .items[?(@.metadata.annotations.kmm\.sigs\.x-k8s\.io/inputs-hash!='$built_hash')]}{.metadata.name}{end}"
+}
+job_running() {
+  [[ $(kubectl -n "$ns" get pods -l job-name="$(second_job)" -o jsonpath='{.items[*].status.phase}') == Running ]]
+}
+wait_for 300 "the second build's pod to run" job_running
+sleep 20  # kaniko is unpacking the base image or compiling
+job=$(second_job)
+"$here/kmm-node" reboot
+wait_for 240 "the loader to load the first build again after the reboot" bash -c "[[ \$($(declare -f loaded_build on_node); here=$here; loaded_build) == first ]]"
 wait_for 900 "the node to load the second build" bash -c "[[ \$($(declare -f loaded_build on_node); here=$here; loaded_build) == second ]]"
-timing rebuild-to-loaded $((SECONDS - started))
+timing rebuild-with-reboot-to-loaded $((SECONDS - started))
 [[ $(loader_image kmm-ci-a) != "$image" ]] || fail "the loader image did not change"
-pass "rebuilt on a ConfigMap change; /sys/module/kmm_ci_a/parameters/build says 'second'"
+pods=$(kubectl -n "$ns" get pods -l job-name="$job" -o name | wc -l)
+(( pods >= 2 )) || fail "Job $job ran $pods pod(s): the reboot did not interrupt the build"
+(( $(events kmm-ci-a BuildFailed) == 0 )) || fail "the interrupted build was reported as failed"
+pass "the reboot ended the build's first pod, Job $job ran another ($pods in all) and succeeded; /sys/module/kmm_ci_a/parameters/build says 'second'"
 
 step "4. A broken Dockerfile: BuildFailed with the build's own words in the status"
 started=$SECONDS
@@ -225,6 +241,13 @@ step "5. Secure Boot on: the unsigned build is refused, with the kernel's reason
 # kmm-ci-a (step 3's unsigned build) stays applied while the node reboots through shim.
 started=$SECONDS
 "$here/kmm-node" reboot --secure-boot
+# The node's test MOK exists from its first Secure Boot on. A sign Job told to sign a file
+# the image does not have fails meanwhile (checked in step 6).
+mok=$KMM_TEST_CLUSTER_DIR/node/secure-boot
+kubectl -n "$ns" create secret generic signing-key --from-file=key="$mok/mok.key" > /dev/null
+kubectl -n "$ns" create secret generic signing-cert --from-file=cert="$mok/mok.crt" > /dev/null
+signed_module kmm-bad-sign "$pod_registry/kmm-built/kmm-ci-a:\${KERNEL_FULL_VERSION}" no_such_module.ko |
+  kubectl apply -f - > /dev/null
 timing secure-boot-reboot $((SECONDS - started))
 [[ $(on_node cat /sys/module/module/parameters/sig_enforce) == Y ]] || fail "module.sig_enforce is not on"
 [[ $(on_node cat /sys/kernel/security/lockdown) == *"[integrity]"* ]] ||
@@ -240,10 +263,15 @@ on_node dmesg | grep -q "Loading of unsigned module is rejected" || fail "the ke
 pass "sig_enforce Y, lockdown integrity, the test MOK in the kernel's keys; Degraded LoaderCrashLooping: the kernel rejected the unsigned kmm_ci_a"
 kubectl -n "$ns" delete module kmm-ci-a --wait=true --timeout 240s > /dev/null
 
-step "6. The same build signed in the cluster with the node's MOK: a sign Job, then the node loads it"
-mok=$KMM_TEST_CLUSTER_DIR/node/secure-boot
-kubectl -n "$ns" create secret generic signing-key --from-file=key="$mok/mok.key" > /dev/null
-kubectl -n "$ns" create secret generic signing-cert --from-file=cert="$mok/mok.crt" > /dev/null
+step "6. A sign Job that cannot sign fails with its reason; the same build signed in the cluster with the node's MOK loads"
+wait_for 600 "kmm-bad-sign Degraded with SignFailed" bash -c "[[ \$($(declare -f condition); ns=$ns; condition kmm-bad-sign Degraded reason) == SignFailed ]]"
+message=$(condition kmm-bad-sign Degraded message)
+echo "kmm-bad-sign: $message"
+[[ $message == *no_such_module.ko* ]] || fail "the status does not name the file that could not be signed: $message"
+(( $(events kmm-bad-sign SignFailed) >= 1 )) || fail "no SignFailed event"
+[[ -z $(loader_image kmm-bad-sign) ]] || fail "kmm-bad-sign got a loader DaemonSet"
+pass "Degraded SignFailed naming no_such_module.ko, a SignFailed event, no loader"
+kubectl -n "$ns" delete module kmm-bad-sign --wait=false > /dev/null
 started=$SECONDS
 signed_module kmm-ci-a-signed "$pod_registry/kmm-built/kmm-ci-a:\${KERNEL_FULL_VERSION}" | kubectl apply -f - > /dev/null
 wait_for 60 "a SignCreated event" bash -c "(( \$($(declare -f events); ns=$ns; events kmm-ci-a-signed SignCreated) >= 1 ))"
