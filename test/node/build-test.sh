@@ -27,6 +27,9 @@ eval "$("$repo/test/cluster/kmm-test-cluster" env)"
 out=$build/node-build
 rm -rf "$out" && mkdir -p "$out"
 ns=kmm-build
+# Where this run's builds go: a repository of its own, so that a second run on the same
+# cluster finds its images missing too.
+built=kmm-built-$(date +%s)
 node=${KMM_NODE_NAME:-kmm-node-1}
 pod_registry=10.0.2.2:${KMM_REGISTRY##*:}
 version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
@@ -138,7 +141,7 @@ spec:
       modprobe: {moduleName: kmm_ci_a}
       kernelMappings:
       - literal: $kver
-        containerImage: $pod_registry/kmm-built/$1:\${KERNEL_FULL_VERSION}
+        containerImage: $pod_registry/$built/$1:\${KERNEL_FULL_VERSION}
         registryTLS: {insecure: true}
         build:
           dockerfileConfigMap: {name: $2}
@@ -157,7 +160,7 @@ spec:
       modprobe: {moduleName: kmm_ci_a}
       kernelMappings:
       - literal: $kver
-        containerImage: $pod_registry/kmm-built/$1:\${KERNEL_FULL_VERSION}
+        containerImage: $pod_registry/$built/$1:\${KERNEL_FULL_VERSION}
         registryTLS: {insecure: true}
         sign:
           unsignedImage: $2
@@ -180,8 +183,8 @@ pass "build Job created (image missing), loaders wait; its pod runs on ${job_nod
 wait_for 900 "the build to finish and the loader to load kmm_ci_a" bash -c "[[ \$($(declare -f loaded_build on_node); here=$here; loaded_build) == first ]]"
 timing build-to-loaded $((SECONDS - started))
 image=$(loader_image kmm-ci-a)
-[[ $image == "$pod_registry/kmm-built/kmm-ci-a:$kver@sha256:"* ]] || fail "the loader pulls '$image', not the built image by digest"
-built_hash=$(image_label "$KMM_REGISTRY/kmm-built/kmm-ci-a:$kver" kmm.sigs.x-k8s.io/build-hash)
+[[ $image == "$pod_registry/$built/kmm-ci-a:$kver@sha256:"* ]] || fail "the loader pulls '$image', not the built image by digest"
+built_hash=$(image_label "$KMM_REGISTRY/$built/kmm-ci-a:$kver" kmm.sigs.x-k8s.io/build-hash)
 job_hash=$(kubectl -n "$ns" get jobs -l kmm.sigs.x-k8s.io/component=build -o jsonpath='{.items[0].metadata.annotations.kmm\.sigs\.x-k8s\.io/inputs-hash}')
 [[ -n $built_hash && $built_hash == "$job_hash" ]] || fail "the image's build-hash label '$built_hash' is not the Job's '$job_hash'"
 ((  $(events kmm-ci-a BuildSucceeded) == 1 )) || fail "no BuildSucceeded event"
@@ -246,7 +249,7 @@ started=$SECONDS
 mok=$KMM_TEST_CLUSTER_DIR/node/secure-boot
 kubectl -n "$ns" create secret generic signing-key --from-file=key="$mok/mok.key" > /dev/null
 kubectl -n "$ns" create secret generic signing-cert --from-file=cert="$mok/mok.crt" > /dev/null
-signed_module kmm-bad-sign "$pod_registry/kmm-built/kmm-ci-a:\${KERNEL_FULL_VERSION}" no_such_module.ko |
+signed_module kmm-bad-sign "$pod_registry/$built/kmm-ci-a:\${KERNEL_FULL_VERSION}" no_such_module.ko |
   kubectl apply -f - > /dev/null
 timing secure-boot-reboot $((SECONDS - started))
 [[ $(on_node cat /sys/module/module/parameters/sig_enforce) == Y ]] || fail "module.sig_enforce is not on"
@@ -273,7 +276,7 @@ echo "kmm-bad-sign: $message"
 pass "Degraded SignFailed naming no_such_module.ko, a SignFailed event, no loader"
 kubectl -n "$ns" delete module kmm-bad-sign --wait=false > /dev/null
 started=$SECONDS
-signed_module kmm-ci-a-signed "$pod_registry/kmm-built/kmm-ci-a:\${KERNEL_FULL_VERSION}" | kubectl apply -f - > /dev/null
+signed_module kmm-ci-a-signed "$pod_registry/$built/kmm-ci-a:\${KERNEL_FULL_VERSION}" | kubectl apply -f - > /dev/null
 wait_for 60 "a SignCreated event" bash -c "(( \$($(declare -f events); ns=$ns; events kmm-ci-a-signed SignCreated) >= 1 ))"
 [[ -z $(loader_image kmm-ci-a-signed) ]] || fail "a loader DaemonSet exists before the signed image does"
 wait_for 900 "the signed build to be loaded" bash -c "[[ \$($(declare -f loaded_build on_node); here=$here; loaded_build) == second ]]"
@@ -281,7 +284,7 @@ timing sign-to-loaded $((SECONDS - started))
 (( $(events kmm-ci-a-signed SignSucceeded) == 1 )) || fail "no SignSucceeded event"
 # A module that loads unsigned where signatures are not enforced taints the kernel with E.
 [[ $(on_node cat /sys/module/kmm_ci_a/taint) != *E* ]] || fail "kmm_ci_a loaded as an unsigned module"
-signed=$KMM_REGISTRY/kmm-built/kmm-ci-a-signed:$kver
+signed=$KMM_REGISTRY/$built/kmm-ci-a-signed:$kver
 [[ -n $(image_label "$signed" kmm.sigs.x-k8s.io/sign-hash) ]] || fail "the signed image has no sign-hash label"
 # The module file as the registry serves it, checked on this machine.
 rm -rf "$out/signed" && mkdir -p "$out/signed"
