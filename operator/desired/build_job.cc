@@ -203,8 +203,9 @@ std::string SignDockerfile(const api::Module& module, const api::ResolvedMapping
   for (const std::string& file : mapping.sign->files_to_sign) {
     dockerfile += fmt::format(
         "RUN for file in /opt{}; do \\\n"
-        "      [ -e \"$file\" ] || {{ echo \"kmm: $file (filesToSign) is not in the unsigned "
-        "image\" >&2; exit 1; }}; \\\n"
+        // The message names the file as filesToSign does, without the staging /opt.
+        "      [ -e \"$file\" ] || {{ echo \"kmm: ${{file#/opt}} (filesToSign) is not in the "
+        "unsigned image\" >&2; exit 1; }}; \\\n"
         "      {} sha256 {}/key.pem {}/cert.pem \"$file\" || exit 1; \\\n"
         "    done\n",
         file, kSignFile, kSignKeyDir, kSignCertDir);

@@ -270,7 +270,8 @@ step "6. A sign Job that cannot sign fails with its reason; the same build signe
 wait_for 600 "kmm-bad-sign Degraded with SignFailed" bash -c "[[ \$($(declare -f condition); ns=$ns; condition kmm-bad-sign Degraded reason) == SignFailed ]]"
 message=$(condition kmm-bad-sign Degraded message)
 echo "kmm-bad-sign: $message"
-[[ $message == *no_such_module.ko* ]] || fail "the status does not name the file that could not be signed: $message"
+[[ $message == *"kmm: /opt/lib/modules/$kver/no_such_module.ko (filesToSign) is not in the unsigned image"* ]] ||
+  fail "the status does not name the file that could not be signed as filesToSign does: $message"
 (( $(events kmm-bad-sign SignFailed) >= 1 )) || fail "no SignFailed event"
 [[ -z $(loader_image kmm-bad-sign) ]] || fail "kmm-bad-sign got a loader DaemonSet"
 pass "Degraded SignFailed naming no_such_module.ko, a SignFailed event, no loader"
