@@ -15,6 +15,7 @@
 #include "operator/controllers/testing/objects.h"
 #include "operator/desired/build_job.h"
 #include "operator/desired/labels.h"
+#include "operator/kube/api_error.h"
 #include "operator/kube/testing/fake_kube_client.h"
 
 namespace kmm::controllers {
@@ -392,6 +393,38 @@ TEST_F(ImagePipelineTest, AKernelWhoseImageIsBuiltWaitsAndTheOthersGoAhead) {
   std::vector<json> daemonsets = Items(client_, resources::kDaemonSets);
   ASSERT_EQ(daemonsets.size(), 1u) << "only the kernel that builds nothing";
   EXPECT_EQ(daemonsets[0]["spec"]["template"]["spec"]["initContainers"][1]["image"], "img:6.2.0");
+}
+
+// The API failing (500, 403) while the signing Secrets are read says nothing about them: the
+// reconcile fails and is retried with backoff, and the Module is not told to create them.
+TEST_F(ImagePipelineTest, AnApiErrorReadingASigningSecretIsRetriedNotReportedMissing) {
+  json sign = {{"moduleLoader",
+                {{"container",
+                  {{"sign",
+                    {{"keySecret", {{"name", "signing-key"}}},
+                     {"certSecret", {{"name", "signing-cert"}}},
+                     {"filesToSign", {"/opt/lib/modules/${KERNEL_FULL_VERSION}/m.ko"}}}}}}}}};
+  client_.Put(resources::kModules, BuildModule(registry_, sign));
+  client_.Put(resources::kSecrets, Secret("signing-key", "key", "PRIVATE KEY"));
+  client_.Put(resources::kSecrets, Secret("signing-cert", "cert", "CERTIFICATE"));
+  for (const auto& [secret, error] :
+       {std::pair{"signing-key", kube::ApiError(500, "InternalError", "etcdserver: timed out")},
+        std::pair{"signing-cert",
+                  kube::ApiError(403, "Forbidden", "secrets \"signing-cert\" is forbidden")}}) {
+    client_.FailOn(fmt::format("get secrets ns/{}", secret), error);
+    Harness harness(client_);
+    absl::StatusOr<kube::Result> result = harness.Reconcile();
+    ASSERT_FALSE(result.ok()) << secret;
+    EXPECT_EQ(result.status().code(), error.code());
+    EXPECT_THAT(std::string(result.status().message()),
+                HasSubstr(fmt::format("reading Secret ns/{}", secret)));
+    const json degraded = Condition(client_, "Degraded");
+    EXPECT_TRUE(degraded.is_null() || degraded["reason"] != "SignInputMissing") << degraded;
+    EXPECT_THAT(Items(client_, resources::kJobs), IsEmpty());
+  }
+  Reconcile();  // the retry reads them
+  EXPECT_EQ(Items(client_, resources::kJobs).size(), 1u);
+  EXPECT_EQ(Condition(client_, "Degraded")["status"], "False");
 }
 
 }  // namespace
