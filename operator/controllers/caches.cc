@@ -48,17 +48,26 @@ std::string ModuleIndexOf(const nlohmann::json& object) {
 // container waits and the loader's termination messages. What only some pods need is kept for
 // those only, as the cache holds 5,000 running ones: the creation time of a pod that is not
 // Ready (its start deadline), the finalizers, phase and exit codes of a stopping pod (the
-// unload confirmation), and the phase of an unload retry pod.
+// unload confirmation), the phase of an unload retry pod, the Job uid label of a build or
+// sign pod, and why the scheduler has not placed a pod it cannot place (PodScheduled=False).
 nlohmann::json TrimPod(nlohmann::json pod) {
   const bool terminating = !kube::FieldAt(pod, {"metadata", "deletionTimestamp"}).is_null();
   const nlohmann::json& component =
       kube::FieldAt(pod, {"metadata", "labels", desired::kComponentLabel});
   const bool unloader = component.is_string() && component == desired::kUnloaderComponent;
   std::string ready_status;
+  nlohmann::json unscheduled;
   const nlohmann::json& conditions = kube::FieldAt(pod, {"status", "conditions"});
   if (conditions.is_array()) {
     for (const nlohmann::json& condition : conditions) {
-      if (condition.value("type", "") == "Ready") ready_status = condition.value("status", "");
+      const std::string type = condition.value("type", "");
+      if (type == "Ready") ready_status = condition.value("status", "");
+      if (type == "PodScheduled" && condition.value("status", "") == "False") {
+        unscheduled = {{"type", type},
+                       {"status", "False"},
+                       {"reason", condition.value("reason", "")},
+                       {"message", condition.value("message", "")}};
+      }
     }
   }
   std::vector<std::string> paths = {"/spec/nodeName"};
@@ -67,7 +76,8 @@ nlohmann::json TrimPod(nlohmann::json pod) {
   if (terminating || unloader) paths.push_back("/status/phase");
   nlohmann::json trimmed = kube::KeepFields(pod, paths);
   for (std::string_view label :
-       {desired::kModuleNameLabel, desired::kComponentLabel, desired::kKernelHashLabel}) {
+       {desired::kModuleNameLabel, desired::kComponentLabel, desired::kKernelHashLabel,
+        desired::kJobUidLabel, desired::kLegacyJobUidLabel}) {
     const nlohmann::json& value = kube::FieldAt(pod, {"metadata", "labels", label});
     if (!value.is_null()) trimmed["metadata"]["labels"][std::string(label)] = value;
   }
@@ -78,6 +88,7 @@ nlohmann::json TrimPod(nlohmann::json pod) {
   if (!ready_status.empty()) {
     trimmed["status"]["conditions"] = {{{"type", "Ready"}, {"status", ready_status}}};
   }
+  if (!unscheduled.is_null()) trimmed["status"]["conditions"].push_back(std::move(unscheduled));
   for (const char* field : {"initContainerStatuses", "containerStatuses"}) {
     const nlohmann::json& statuses = kube::FieldAt(pod, {"status", field});
     if (!statuses.is_array()) continue;

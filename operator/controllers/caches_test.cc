@@ -78,6 +78,39 @@ TEST(CachesTest, TrimPodKeepsWhatConfirmsTheUnloadOfAStoppingPod) {
   EXPECT_EQ(trimmed["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 1);
 }
 
+// Why a build pod cannot start, and which Job it belongs to: kept for the status message.
+TEST(CachesTest, TrimPodKeepsWhyAPodIsNotScheduledAndItsJobsUid) {
+  json pod = json::parse(R"({
+    "metadata": {
+      "name": "m-build-abc-x7k2p", "namespace": "ns",
+      "labels": {"kmm.sigs.x-k8s.io/module": "m", "kmm.sigs.x-k8s.io/component": "build",
+                 "kmm.sigs.x-k8s.io/kernel-hash": "abc", "job-name": "m-build-abc",
+                 "batch.kubernetes.io/controller-uid": "j1", "controller-uid": "j1"}
+    },
+    "status": {
+      "phase": "Pending",
+      "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                      "message": "0/3 nodes are available", "lastProbeTime": null,
+                      "lastTransitionTime": "x"}]
+    }
+  })");
+  const json expected = json::parse(R"({
+    "metadata": {
+      "name": "m-build-abc-x7k2p", "namespace": "ns",
+      "labels": {"kmm.sigs.x-k8s.io/module": "m", "kmm.sigs.x-k8s.io/component": "build",
+                 "kmm.sigs.x-k8s.io/kernel-hash": "abc",
+                 "batch.kubernetes.io/controller-uid": "j1", "controller-uid": "j1"}
+    },
+    "status": {
+      "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                      "message": "0/3 nodes are available"}]
+    }
+  })");
+  EXPECT_EQ(TrimPod(pod), expected) << TrimPod(pod).dump(2);
+  pod["status"]["conditions"][0]["status"] = "True";
+  EXPECT_FALSE(TrimPod(pod).contains("status")) << "a scheduled pod's is not kept";
+}
+
 TEST(CachesTest, TrimPodOfABarePodIsBare) {
   const json trimmed = TrimPod({{"metadata", {{"name", "p"}, {"namespace", "ns"}}}});
   EXPECT_EQ(trimmed, json::parse(R"({"metadata": {"name": "p", "namespace": "ns"}})"));

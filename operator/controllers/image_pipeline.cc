@@ -79,6 +79,11 @@ struct ImagePipeline::Step {
   std::string image_label;
   std::string verb;             // "Build" or "Sign", for reasons: BuildCreated, SignFailed, ...
   std::string progress_reason;  // Building, Signing
+  // What to check when its pod cannot start: the field that places it, the fields that name
+  // its image, and what it mounts.
+  std::string selector_field;
+  std::string image_fields;
+  std::string mounts;
 };
 
 ImagePipeline::ImagePipeline(kube::KubeClient& client, Caches& caches, kube::EventRecorder& events,
@@ -171,20 +176,90 @@ void ImagePipeline::RecordOnce(const json& object, const std::string& job_uid, k
   events_.Record(object, type, reason, message);
 }
 
-std::string ImagePipeline::FailureMessage(const std::string& ns, const std::string& module,
-                                          const std::string& component, const std::string& kernel) {
-  const std::string kernel_hash = desired::ShortHash(kernel);
-  for (const kube::ObjectPtr& pod : caches_.pods.ListOwnedBy(ns, module)) {
-    if (StringAt(*pod, {"metadata", "labels", desired::kComponentLabel}) != component ||
+std::vector<kube::ObjectPtr> ImagePipeline::JobPods(const api::Module& module, const Step& step,
+                                                    const json& job) {
+  const std::string kernel_hash = desired::ShortHash(
+      StringAt(step.job, {"metadata", "annotations", desired::kKernelAnnotation}));
+  const std::string uid = StringAt(job, {"metadata", "uid"});
+  std::vector<kube::ObjectPtr> pods;
+  for (const kube::ObjectPtr& pod :
+       caches_.pods.ListOwnedBy(module.metadata.namespace_name, module.metadata.name)) {
+    if (StringAt(*pod, {"metadata", "labels", desired::kComponentLabel}) != step.component ||
         StringAt(*pod, {"metadata", "labels", desired::kKernelHashLabel}) != kernel_hash) {
       continue;
     }
+    // A pod of an earlier Job of the same name (replaced, its pods not yet collected).
+    bool other_job = false;
+    for (std::string_view label : {desired::kJobUidLabel, desired::kLegacyJobUidLabel}) {
+      const std::string pod_uid = StringAt(*pod, {"metadata", "labels", label});
+      if (!uid.empty() && !pod_uid.empty() && pod_uid != uid) other_job = true;
+    }
+    if (!other_job) pods.push_back(pod);
+  }
+  return pods;
+}
+
+std::string ImagePipeline::FailureMessage(const api::Module& module, const Step& step,
+                                          const json& job) {
+  for (const kube::ObjectPtr& pod : JobPods(module, step, job)) {
     const json& statuses = kube::FieldAt(*pod, {"status", "containerStatuses"});
     if (!statuses.is_array()) continue;
     for (const json& status : statuses) {
       for (const char* state : {"state", "lastState"}) {
         std::string message = LogTail(StringAt(status, {state, "terminated", "message"}));
         if (!message.empty()) return message;
+      }
+    }
+  }
+  return "";
+}
+
+// The scheduler finding no node for the pod, or the kubelet failing to pull the builder image
+// or to set up the container, hold a Job active without an end: its pods are not failed, so
+// the Job never fails. Each may clear by itself (a node joins, the registry comes back), so
+// the Job is left to start; its status says why it has not.
+std::string ImagePipeline::StartProblem(const api::Module& module, const Step& step,
+                                        const json& job) {
+  // The scheduler's and the kubelet's messages, inside parentheses, without their full stop.
+  auto said = [](const json& object) {
+    std::string text(absl::StripAsciiWhitespace(object.value("message", "")));
+    while (!text.empty() && text.back() == '.') text.pop_back();
+    return text.empty() ? "" : ": " + text;
+  };
+  const json& containers = kube::FieldAt(step.job, {"spec", "template", "spec", "containers"});
+  const std::string image =
+      containers.is_array() && !containers.empty() ? containers[0].value("image", "") : "";
+  for (const kube::ObjectPtr& pod : JobPods(module, step, job)) {
+    if (!kube::FieldAt(*pod, {"metadata", "deletionTimestamp"}).is_null()) continue;
+    const std::string name = StringAt(*pod, {"metadata", "name"});
+    const json& conditions = kube::FieldAt(*pod, {"status", "conditions"});
+    for (const json& condition : conditions.is_array() ? conditions : json::array()) {
+      if (condition.value("type", "") == "PodScheduled" &&
+          condition.value("status", "") == "False" &&
+          condition.value("reason", "") == "Unschedulable") {
+        return fmt::format(
+            "its pod {} fits no node (Unschedulable{}); check {} and the nodes' labels and "
+            "taints (spec.tolerations)",
+            name, said(condition), step.selector_field);
+      }
+    }
+    for (const char* field : {"initContainerStatuses", "containerStatuses"}) {
+      const json& statuses = kube::FieldAt(*pod, {"status", field});
+      for (const json& status : statuses.is_array() ? statuses : json::array()) {
+        const json& waiting = kube::FieldAt(status, {"state", "waiting"});
+        if (!waiting.is_object()) continue;
+        const std::string reason = waiting.value("reason", "");
+        if (reason == "ErrImagePull" || reason == "ImagePullBackOff" ||
+            reason == "InvalidImageName") {
+          return fmt::format(
+              "its pod {} cannot pull the builder image {} ({}{}); check {} and that the nodes "
+              "can pull from its registry",
+              name, image, reason, said(waiting), step.image_fields);
+        }
+        if (reason == "CreateContainerConfigError") {
+          return fmt::format("its pod {} cannot set up its container ({}{}); check {}", name,
+                             reason, said(waiting), step.mounts);
+        }
       }
     }
   }
@@ -229,7 +304,7 @@ absl::StatusOr<std::optional<ImageReadiness>> ImagePipeline::Advance(
       return std::nullopt;  // done; the registry was asked again after it finished
     }
     if (HasCondition(*job, "Failed")) {
-      std::string tail = FailureMessage(ns, module.metadata.name, step.component, kernel);
+      std::string tail = FailureMessage(module, step, *job);
       std::string message = fmt::format(
           "Job {} failed{}; it is kept for `kubectl logs job/{}` and retried once the Job "
           "controller removes it, {} s after it ended",
@@ -238,6 +313,12 @@ absl::StatusOr<std::optional<ImageReadiness>> ImagePipeline::Advance(
                  fmt::format("{} for kernel {} failed (Job {}){}", step.verb, kernel, name,
                              tail.empty() ? "" : ": " + tail));
       return not_ready(step.verb + "Failed", std::move(message), false);
+    }
+    // Active: its pod is starting or running, or cannot start.
+    const std::string stuck = StartProblem(module, step, *job);
+    if (!stuck.empty()) {
+      return not_ready(step.progress_reason, fmt::format("Job {} cannot start: {}", name, stuck),
+                       true);
     }
     return not_ready(step.progress_reason, fmt::format("Job {} is running", name), true);
   }
@@ -302,8 +383,19 @@ absl::StatusOr<ImageReadiness> ImagePipeline::Ensure(const api::Module& module, 
     absl::StatusOr<json> job = desired::BuildJobFor(module, mapping, context, settings_);
     if (!job.ok()) return problem("BuildInputMissing", std::string(job.status().message()));
     build_hash = (*job)["metadata"]["annotations"][std::string(desired::kInputsHashAnnotation)];
+    const api::Build& build = *mapping.build;
+    std::string selector_field =
+        build.selector.empty() ? "spec.selector (build.selector is empty)" : "build.selector";
+    std::string image_fields = build.kaniko_params && !build.kaniko_params->tag.empty()
+                                   ? "build.kanikoParams.tag, the operator's --builder-image"
+                                   : "the operator's --builder-image";
+    std::string mounts = fmt::format(
+        "the ConfigMap {} (build.dockerfileConfigMap) and the Secrets of build.secrets and "
+        "imageRepoSecret",
+        config_map);
     steps.push_back({std::string(desired::kBuildComponent), *std::move(job), build_hash,
-                     std::string(desired::kBuildHashImageLabel), "Build", "Building"});
+                     std::string(desired::kBuildHashImageLabel), "Build", "Building",
+                     std::move(selector_field), std::move(image_fields), std::move(mounts)});
   }
   if (mapping.sign) {
     // A missing Secret is the Module's problem; any other error is the API's, retried.
@@ -326,7 +418,9 @@ absl::StatusOr<ImageReadiness> ImagePipeline::Ensure(const api::Module& module, 
     json job = desired::SignJobFor(module, mapping, inputs, settings_);
     std::string hash = job["metadata"]["annotations"][std::string(desired::kInputsHashAnnotation)];
     steps.push_back({std::string(desired::kSignComponent), std::move(job), std::move(hash),
-                     std::string(desired::kSignHashImageLabel), "Sign", "Signing"});
+                     std::string(desired::kSignHashImageLabel), "Sign", "Signing", "spec.selector",
+                     "the operator's --builder-image",
+                     "the Secrets of sign.keySecret, sign.certSecret and imageRepoSecret"});
   }
   // A Job that finished since the last look pushed a new image: ask the registry again.
   for (const Step& step : steps) {

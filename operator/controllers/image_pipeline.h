@@ -78,10 +78,14 @@ class ImagePipeline {
   // Records `reason` on the Module once per Job (by uid), not on every reconcile.
   void RecordOnce(const nlohmann::json& object, const std::string& job_uid, kube::EventType type,
                   const std::string& reason, const std::string& message);
-  // A failed pod's termination message (its log tail) of the Module's `component` Job for
-  // `kernel`.
-  std::string FailureMessage(const std::string& ns, const std::string& module,
-                             const std::string& component, const std::string& kernel);
+  // The pods of `step`'s Job `job` (from the pod cache).
+  std::vector<kube::ObjectPtr> JobPods(const api::Module& module, const Step& step,
+                                       const nlohmann::json& job);
+  // A failed pod's termination message (its log tail).
+  std::string FailureMessage(const api::Module& module, const Step& step,
+                             const nlohmann::json& job);
+  // Why a pod of the active Job cannot start, and what to check; "" when none is stuck.
+  std::string StartProblem(const api::Module& module, const Step& step, const nlohmann::json& job);
 
   kube::KubeClient& client_;
   Caches& caches_;

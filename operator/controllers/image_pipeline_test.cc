@@ -2,9 +2,9 @@
 // informers) and a registry on 127.0.0.1: a missing image gets a build Job and its loaders
 // wait; a finished build's image (labelled with the build's inputs hash) gets the loader
 // DaemonSet, pinned to its digest; a changed Dockerfile replaces the Job; a failed build is
-// reported with its log tail and not retried while its Job is kept; an image kmm did not
-// build is used as it is; signing needs its Secrets. The same on a real node is
-// test/node/build-test.sh.
+// reported with its log tail and not retried while its Job is kept; a Job whose pod cannot
+// start says why; an image kmm did not build is used as it is; signing needs its Secrets. The
+// same on a real node is test/node/build-test.sh.
 #include "operator/controllers/image_pipeline.h"
 
 #include "absl/strings/escaping.h"
@@ -15,6 +15,7 @@
 #include "operator/controllers/testing/objects.h"
 #include "operator/desired/build_job.h"
 #include "operator/desired/labels.h"
+#include "operator/kube/api_error.h"
 #include "operator/kube/testing/fake_kube_client.h"
 
 namespace kmm::controllers {
@@ -84,6 +85,41 @@ json Finished(json job, const std::string& condition) {
   job["metadata"]["uid"] = "job-" + condition;
   job["status"]["conditions"] = {{{"type", condition}, {"status", "True"}}};
   return job;
+}
+
+// The Job as the Job controller keeps it while its pod runs or waits to.
+json Active(json job) {
+  job["metadata"]["uid"] = "job-active";
+  job["status"]["active"] = 1;
+  return job;
+}
+
+// A pod of `job` as the Job controller makes it (labelled with the Job's uid), with `status`.
+json JobPod(const json& job, const std::string& name, json status) {
+  json labels = job["spec"]["template"]["metadata"]["labels"];
+  const std::string uid = job["metadata"].value("uid", "");
+  labels[std::string(desired::kJobUidLabel)] = uid;
+  labels[std::string(desired::kLegacyJobUidLabel)] = uid;
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", name}, {"namespace", "ns"}, {"labels", labels}}},
+          {"status", std::move(status)}};
+}
+
+json Unschedulable(const std::string& message) {
+  return {{"phase", "Pending"},
+          {"conditions",
+           {{{"type", "PodScheduled"},
+             {"status", "False"},
+             {"reason", "Unschedulable"},
+             {"message", message}}}}};
+}
+
+json Waiting(const std::string& reason, const std::string& message) {
+  json waiting = {{"reason", reason}, {"message", message}};
+  return {{"phase", "Pending"},
+          {"conditions", {{{"type", "PodScheduled"}, {"status", "True"}}}},
+          {"containerStatuses", {{{"name", "build"}, {"state", {{"waiting", waiting}}}}}}};
 }
 
 std::string HashOf(const json& job) {
@@ -392,6 +428,116 @@ TEST_F(ImagePipelineTest, AKernelWhoseImageIsBuiltWaitsAndTheOthersGoAhead) {
   std::vector<json> daemonsets = Items(client_, resources::kDaemonSets);
   ASSERT_EQ(daemonsets.size(), 1u) << "only the kernel that builds nothing";
   EXPECT_EQ(daemonsets[0]["spec"]["template"]["spec"]["initContainers"][1]["image"], "img:6.2.0");
+}
+
+// A build pod no node takes (build.selector matches none) is never failed, so its Job stays
+// active: the status says why and what to check, and the reconcile looks again until the Job
+// ends, as the pod's fate may change without the Job changing.
+TEST_F(ImagePipelineTest, ABuildPodNoNodeTakesIsReportedWithTheSchedulersMessage) {
+  json module = BuildModule(registry_);
+  module["spec"]["moduleLoader"]["container"]["kernelMappings"][0]["build"]["selector"] = {
+      {"kmm-builder", "true"}};
+  client_.Put(resources::kModules, module);
+  Reconcile();
+  const json job = Active(Items(client_, resources::kJobs).at(0));
+  const std::string name = job["metadata"]["name"];
+  client_.Put(resources::kJobs, job);
+  const std::string scheduler =
+      "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
+      "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
+  client_.Put(resources::kPods, JobPod(job, name + "-x7k2p", Unschedulable(scheduler)));
+  EXPECT_GT(Reconcile().requeue_after, absl::ZeroDuration()) << "while the Job is active";
+  json progressing = Condition(client_, "Progressing");
+  EXPECT_EQ(progressing["status"], "True") << "the Job may still start";
+  EXPECT_EQ(progressing["reason"], "ImageBuild");
+  const std::string message = progressing["message"];
+  EXPECT_THAT(message, HasSubstr("Job " + name + " cannot start: its pod " + name +
+                                 "-x7k2p fits no node (Unschedulable: " +
+                                 scheduler.substr(0, scheduler.size() - 1) + ")"));
+  EXPECT_THAT(message, HasSubstr("check build.selector and the nodes' labels and taints"));
+  EXPECT_EQ(Condition(client_, "Degraded")["status"], "False");
+
+  // A node labelled for builds takes it; a pod of an earlier Job of that name, still pending,
+  // is not this Job's.
+  json running = {
+      {"phase", "Running"},
+      {"conditions", {{{"type", "PodScheduled"}, {"status", "True"}}}},
+      {"containerStatuses", {{{"name", "build"}, {"state", {{"running", {{"startedAt", "t"}}}}}}}}};
+  client_.Put(resources::kPods, JobPod(job, name + "-x7k2p", running));
+  json earlier = job;
+  earlier["metadata"]["uid"] = "job-earlier";
+  client_.Put(resources::kPods, JobPod(earlier, name + "-old00", Unschedulable(scheduler)));
+  EXPECT_GT(Reconcile().requeue_after, absl::ZeroDuration());
+  EXPECT_THAT(Condition(client_, "Progressing")["message"].get<std::string>(),
+              HasSubstr("Job " + name + " is running"));
+
+  // Ended: nothing to look at again.
+  client_.Put(resources::kJobs, Finished(job, "Failed"));
+  EXPECT_EQ(Reconcile().requeue_after, absl::ZeroDuration()) << "no Job is active";
+}
+
+TEST_F(ImagePipelineTest, ABuilderImageThatCannotBePulledIsReportedWithTheImage) {
+  json module = BuildModule(registry_);
+  module["spec"]["moduleLoader"]["container"]["kernelMappings"][0]["build"]["kanikoParams"] = {
+      {"tag", "v0.0.0-missing"}};
+  client_.Put(resources::kModules, module);
+  Reconcile();
+  const json job = Active(Items(client_, resources::kJobs).at(0));
+  const std::string name = job["metadata"]["name"];
+  const std::string image = job["spec"]["template"]["spec"]["containers"][0]["image"];
+  ASSERT_THAT(image, ::testing::EndsWith(":v0.0.0-missing"));
+  client_.Put(resources::kJobs, job);
+  const std::string kubelet = "failed to pull and unpack image \"" + image +
+                              "\": failed to resolve reference \"" + image + "\": not found";
+  client_.Put(resources::kPods, JobPod(job, name + "-q9w8e", Waiting("ErrImagePull", kubelet)));
+  EXPECT_GT(Reconcile().requeue_after, absl::ZeroDuration());
+  json progressing = Condition(client_, "Progressing");
+  EXPECT_EQ(progressing["reason"], "ImageBuild");
+  EXPECT_THAT(
+      progressing["message"].get<std::string>(),
+      HasSubstr("Job " + name + " cannot start: its pod " + name +
+                "-q9w8e cannot pull the builder image " + image + " (ErrImagePull: " + kubelet +
+                "); check build.kanikoParams.tag, the operator's "
+                "--builder-image and that the nodes can pull from its registry"));
+
+  client_.Put(resources::kPods,
+              JobPod(job, name + "-q9w8e",
+                     Waiting("ImagePullBackOff", "Back-off pulling image \"" + image + "\".")));
+  Reconcile();
+  EXPECT_THAT(Condition(client_, "Progressing")["message"].get<std::string>(),
+              HasSubstr("(ImagePullBackOff: Back-off pulling image \"" + image + "\")"));
+}
+
+// The API failing (500, 403) while the signing Secrets are read says nothing about them: the
+// reconcile fails and is retried with backoff, and the Module is not told to create them.
+TEST_F(ImagePipelineTest, AnApiErrorReadingASigningSecretIsRetriedNotReportedMissing) {
+  json sign = {{"moduleLoader",
+                {{"container",
+                  {{"sign",
+                    {{"keySecret", {{"name", "signing-key"}}},
+                     {"certSecret", {{"name", "signing-cert"}}},
+                     {"filesToSign", {"/opt/lib/modules/${KERNEL_FULL_VERSION}/m.ko"}}}}}}}}};
+  client_.Put(resources::kModules, BuildModule(registry_, sign));
+  client_.Put(resources::kSecrets, Secret("signing-key", "key", "PRIVATE KEY"));
+  client_.Put(resources::kSecrets, Secret("signing-cert", "cert", "CERTIFICATE"));
+  for (const auto& [secret, error] :
+       {std::pair{"signing-key", kube::ApiError(500, "InternalError", "etcdserver: timed out")},
+        std::pair{"signing-cert",
+                  kube::ApiError(403, "Forbidden", "secrets \"signing-cert\" is forbidden")}}) {
+    client_.FailOn(fmt::format("get secrets ns/{}", secret), error);
+    Harness harness(client_);
+    absl::StatusOr<kube::Result> result = harness.Reconcile();
+    ASSERT_FALSE(result.ok()) << secret;
+    EXPECT_EQ(result.status().code(), error.code());
+    EXPECT_THAT(std::string(result.status().message()),
+                HasSubstr(fmt::format("reading Secret ns/{}", secret)));
+    const json degraded = Condition(client_, "Degraded");
+    EXPECT_TRUE(degraded.is_null() || degraded["reason"] != "SignInputMissing") << degraded;
+    EXPECT_THAT(Items(client_, resources::kJobs), IsEmpty());
+  }
+  Reconcile();  // the retry reads them
+  EXPECT_EQ(Items(client_, resources::kJobs).size(), 1u);
+  EXPECT_EQ(Condition(client_, "Degraded")["status"], "False");
 }
 
 }  // namespace

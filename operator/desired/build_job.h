@@ -41,6 +41,11 @@ inline constexpr std::string_view kKernelAnnotation = "kmm.sigs.x-k8s.io/kernel-
 inline constexpr std::string_view kImageAnnotation = "kmm.sigs.x-k8s.io/image";
 inline constexpr std::string_view kBuildComponent = "build";
 inline constexpr std::string_view kSignComponent = "sign";
+// What the Job controller puts on a Job's pods: the Job's uid (Kubernetes 1.27+), and the
+// older name of the same label. They tell the pods of a Job from those of an earlier Job of
+// the same name.
+inline constexpr std::string_view kJobUidLabel = "batch.kubernetes.io/controller-uid";
+inline constexpr std::string_view kLegacyJobUidLabel = "controller-uid";
 // The Dockerfile ConfigMap key upstream reads; the ConfigMap's other keys become files of the
 // build context beside it (kmm's addition: a module's source can travel in the ConfigMap).
 inline constexpr std::string_view kDockerfileKey = "dockerfile";

@@ -39,6 +39,12 @@ class FakeKubeClient final : public KubeClient {
     absl::MutexLock lock(&mu_);
     fail_next_.push_back(std::move(status));
   }
+  // The next request `request` ("verb resource ns/name", as requests() lists them) fails with
+  // `status` (once), whatever requests come before it.
+  void FailOn(std::string request, absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    fail_on_.emplace_back(std::move(request), std::move(status));
+  }
   // The next watch request takes it, or with `resource` ("pods") the next watch of that one.
   void AddWatch(ScriptedWatch watch) { AddWatch("", std::move(watch)); }
   void AddWatch(std::string resource, ScriptedWatch watch) {
@@ -204,6 +210,13 @@ class FakeKubeClient final : public KubeClient {
   absl::Status Record(std::string_view verb, const Resource& resource, std::string_view ns,
                       std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     requests_.push_back(fmt::format("{} {} {}", verb, resource.resource, ObjectKey(ns, name)));
+    auto failing = std::find_if(fail_on_.begin(), fail_on_.end(),
+                                [&](const auto& each) { return each.first == requests_.back(); });
+    if (failing != fail_on_.end()) {
+      absl::Status status = std::move(failing->second);
+      fail_on_.erase(failing);
+      return status;
+    }
     if (fail_next_.empty()) return absl::OkStatus();
     absl::Status status = std::move(fail_next_.front());
     fail_next_.pop_front();
@@ -221,6 +234,7 @@ class FakeKubeClient final : public KubeClient {
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 100;
   std::map<std::string, std::map<std::string, nlohmann::json>> store_ ABSL_GUARDED_BY(mu_);
   std::deque<absl::Status> fail_next_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<std::string, absl::Status>> fail_on_ ABSL_GUARDED_BY(mu_);
   std::deque<std::pair<std::string, ScriptedWatch>> watches_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> requests_ ABSL_GUARDED_BY(mu_);
   std::vector<WatchOptions> watch_options_ ABSL_GUARDED_BY(mu_);
