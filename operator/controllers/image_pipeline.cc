@@ -437,7 +437,12 @@ absl::StatusOr<ImageReadiness> ImagePipeline::Ensure(const api::Module& module, 
   }
   absl::StatusOr<registry::ImageStatus> image =
       CheckImage(module, mapping.container_image, mapping.registry_tls);
-  if (!image.ok()) return problem("ImageCheckFailed", std::string(image.status().message()));
+  if (!image.ok()) {
+    // The API server failing to give the imageRepoSecret (500, 403) is retried with backoff,
+    // as any API error; what the registry says, or a Secret that is not there, is reported.
+    if (kube::ApiErrorDetailsOf(image.status())) return image.status();
+    return problem("ImageCheckFailed", std::string(image.status().message()));
+  }
   for (const Step& step : steps) {
     ASSIGN_OR_RETURN(std::optional<ImageReadiness> waiting, Advance(module, object, step, *image));
     if (waiting) return *std::move(waiting);

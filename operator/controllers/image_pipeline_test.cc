@@ -318,6 +318,45 @@ TEST_F(ImagePipelineTest, AMissingConfigMapOrUnreachableRegistryIsDegradedByName
   EXPECT_THAT(Items(client_, resources::kJobs), IsEmpty()) << "no build on a guess";
 }
 
+TEST_F(ImagePipelineTest, TheImageRepoSecretIsReadForTheRegistryAndItsErrorsAreTold) {
+  json module = BuildModule(registry_, {{"imageRepoSecret", {{"name", "pull"}}}});
+  client_.Put(resources::kModules, module);
+  EXPECT_EQ(Reconcile().requeue_after, absl::Seconds(60)) << "Secrets are not watched";
+  json degraded = Condition(client_, "Degraded");
+  EXPECT_EQ(degraded["reason"], "ImageCheckFailed");
+  EXPECT_THAT(degraded["message"].get<std::string>(),
+              HasSubstr("Secret ns/pull (imageRepoSecret) not found; create it"));
+  EXPECT_THAT(Items(client_, resources::kJobs), IsEmpty());
+  EXPECT_EQ(registry_.requests(), 0) << "not asked without the credentials it was given";
+
+  client_.Put(resources::kSecrets, Secret("pull", "token", "not a docker config"));
+  Reconcile();
+  EXPECT_THAT(Condition(client_, "Degraded")["message"].get<std::string>(),
+              HasSubstr("Secret ns/pull (imageRepoSecret) has no .dockerconfigjson"));
+
+  // An API error, not an answer: the reconcile fails and is retried with backoff.
+  const absl::Status unavailable = kube::ApiError(500, "InternalError", "etcdserver: timed out");
+  client_.FailOn("get secrets ns/pull", unavailable);
+  {
+    Harness harness(client_);
+    absl::StatusOr<kube::Result> result = harness.Reconcile();
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), unavailable.code());
+    EXPECT_THAT(std::string(result.status().message()),
+                HasSubstr("reading Secret ns/pull (imageRepoSecret)"));
+  }
+
+  const std::string config = fmt::format(R"({{"auths":{{"{}":{{"auth":"{}"}}}}}})",
+                                         registry_.host(), absl::Base64Escape("user:password"));
+  client_.Put(resources::kSecrets, Secret("pull", ".dockerconfigjson", config));
+  Reconcile();
+  EXPECT_EQ(Condition(client_, "Degraded")["status"], "False");
+  EXPECT_GT(registry_.requests(), 0);
+  std::vector<json> jobs = Items(client_, resources::kJobs);
+  ASSERT_EQ(jobs.size(), 1u) << "the image is missing: built, pushed with the same Secret";
+  EXPECT_THAT(jobs[0]["spec"]["template"]["spec"]["volumes"].dump(), HasSubstr("\"pull\""));
+}
+
 TEST_F(ImagePipelineTest, SigningWaitsForItsSecretsThenSignsWhatTheBuildPushed) {
   json sign = {{"moduleLoader",
                 {{"container",
