@@ -201,7 +201,9 @@ TEST_F(LoaderOnRealKernel, UnsignedModuleRefusedWhenSignaturesAreEnforced) {
       s.Contains("the kernel enforces module signatures and rejected kmm_ci_a "
                  "(EKEYREJECTED)"))
       << s.Text();
-  EXPECT_TRUE(s.Contains("must be signed")) << s.Text();
+  EXPECT_TRUE(s.Contains("it is unsigned, or signed with a key the node does not trust"))
+      << s.Text();
+  EXPECT_TRUE(s.Contains("the Module's sign section")) << s.Text();
   EXPECT_TRUE(s.Contains("loaded: dummy ")) << "Debian's signed module still loads\n" << s.Text();
 }
 
@@ -214,7 +216,7 @@ TEST_F(LoaderOnRealKernel, LockdownIsNamedWhereSecurityfsIsNotMounted) {
   EXPECT_EQ(s.ValueOf("/tmp/a.term="),
             "load failed: the kernel refused to load kmm_ci_a (EPERM): kernel lockdown is in "
             "\"integrity\" mode, which only allows signed modules; sign the module with a key "
-            "the node trusts")
+            "the node trusts (the Module's sign section)")
       << s.Text();
   EXPECT_EQ(s.ValueOf("securityfs-mounts: "), "0") << "the private mount is gone\n" << s.Text();
   EXPECT_TRUE(s.Contains("/sys/kernel/security/lockdown=none [integrity] confidentiality"))

@@ -173,9 +173,12 @@ step "4b. The node reboots into the same kernel"
 # (the kubelet's UnexpectedAdmissionError); the consumer is started afresh afterwards.
 kubectl -n "$ns" delete pod consumer --wait=true
 "$here/kmm-node" reboot
-wait_for 240 "the loader pod to be Ready after the reboot" kubectl -n "$ns" wait --for condition=Ready \
+# The loader pod's Ready condition may still be the one from before the reboot until the
+# kubelet reports again, so the modules themselves are waited for first.
+loaded_again() { [[ $(loaded_modules) == "kmm_ci_a kmm_ci_b " ]]; }
+wait_for 240 "kmm_ci_a and kmm_ci_b in /proc/modules after the reboot" loaded_again
+wait_for 120 "the loader pod to be Ready after the reboot" kubectl -n "$ns" wait --for condition=Ready \
   pods -l kmm.sigs.x-k8s.io/module=$module --timeout 5s
-[[ $(loaded_modules) == "kmm_ci_a kmm_ci_b " ]] || fail "after the reboot /proc/modules shows '$(loaded_modules)'"
 pass "after the reboot, /proc/modules lists kmm_ci_a and kmm_ci_b again"
 wait_for 120 "$resource: $devices after the reboot" capacity_is "$devices" "$devices"
 pass "capacity $devices after the reboot"
