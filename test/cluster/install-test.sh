@@ -282,7 +282,9 @@ wait_for 60 "a NoKernelMapping event counted more than once" bash -c \
 # Recorded right after the label patch, so it is normally there already; wait a little anyway
 # and, if it never comes, show what the node's events and labels were.
 module_loaded_event() {
-  kubectl get events -n default --field-selector "reason=ModuleLoaded,involvedObject.name=$group-0" -o name | grep -q .
+  # Not `| grep -q`: under pipefail, grep leaving at the first line can fail the pipeline with
+  # kubectl's SIGPIPE while it writes the next (this check's earlier flake).
+  [[ -n $(kubectl get events -n default --field-selector "reason=ModuleLoaded,involvedObject.name=$group-0" -o name) ]]
 }
 deadline=$((SECONDS + 30))
 until module_loaded_event || ((SECONDS >= deadline)); do sleep 0.3; done

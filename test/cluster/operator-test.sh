@@ -99,7 +99,7 @@ wait_for 60 "loader pods on the right nodes" bash -c "[[ \"\$($(declare -f place
 wait_for 60 ".ready labels on the six mapped nodes" bash -c "[[ \"\$($(declare -f ready_nodes); ns=$ns; ready_nodes)\" == 'kmm-op-0 kmm-op-1 kmm-op-3 kmm-op-4 kmm-op-6 kmm-op-7 ' ]]"
 wait_for 60 "the device plugin on the ready nodes" bash -c "[[ \$(kubectl get pods -n $ns -l kmm.sigs.x-k8s.io/component=device-plugin --field-selector status.phase=Running -o name | wc -l) == 6 ]]"
 wait_for 60 "status counts and conditions" status_is "s['moduleLoader'] == {'nodesMatchingSelectorNumber': 9, 'desiredNumber': 6, 'availableNumber': 6} and s['devicePlugin']['availableNumber'] == 6 and c['Degraded']['status'] == 'True' and c['Degraded']['reason'] == 'NoKernelMapping' and 'kmm-op-2' in c['Degraded']['message'] and c['Progressing']['status'] == 'False'"
-kubectl get events -n "$ns" --field-selector reason=NoKernelMapping -o name | grep -q . || fail "no NoKernelMapping event"
+[[ -n $(kubectl get events -n "$ns" --field-selector reason=NoKernelMapping -o name) ]] || fail "no NoKernelMapping event"
 echo "ok: DaemonSets, labels, plugin, status"
 
 # 2. A node reboots into another kernel: its pod moves to that kernel's DaemonSet.
@@ -144,7 +144,7 @@ kubectl apply -f "$work/bad.yaml" >/dev/null
 wait_for 60 "the invalid Module's Degraded condition" bash -c "
   kubectl get module -n $ns $bad -o jsonpath='{.status.conditions[?(@.type==\"Degraded\")].message}' |
     grep -q 'are 42 characters together, more than the 41 KMM allows'"
-kubectl get events -n "$ns" --field-selector reason=InvalidSpec,involvedObject.name=$bad -o name | grep -q . ||
+[[ -n $(kubectl get events -n "$ns" --field-selector reason=InvalidSpec,involvedObject.name=$bad -o name) ]] ||
   fail "no InvalidSpec event"
 [[ $(kubectl get ds -n "$ns" -l kmm.sigs.x-k8s.io/module=$bad -o name | wc -l) == 0 ]] || fail "the invalid Module got DaemonSets"
 status_is "s['moduleLoader']['availableNumber'] == 6" || fail "the valid Module was disturbed"

@@ -262,7 +262,7 @@ echo "kmm-ci-a: $message"
 [[ $message == *"enforces module signatures and rejected kmm_ci_a (EKEYREJECTED)"* ]] ||
   fail "the status does not say the kernel rejected the unsigned module: $message"
 [[ -z $(loaded_build) ]] || fail "an unsigned build of kmm_ci_a is loaded on a Secure Boot node"
-on_node dmesg | grep -q "Loading of unsigned module is rejected" || fail "the kernel log does not show the refusal"
+[[ $(on_node dmesg) == *"Loading of unsigned module is rejected"* ]] || fail "the kernel log does not show the refusal"
 pass "sig_enforce Y, lockdown integrity, the test MOK in the kernel's keys; Degraded LoaderCrashLooping: the kernel rejected the unsigned kmm_ci_a"
 kubectl -n "$ns" delete module kmm-ci-a --wait=true --timeout 240s > /dev/null
 

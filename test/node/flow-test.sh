@@ -197,7 +197,7 @@ echo "status.nodes: $(node_status)"
 [[ $(node_status) == *"in use"* ]] || fail "the status does not give the loader's reason: $(node_status)"
 # kmm_ci_b, which nothing holds, is gone; kmm_ci_a, whose device is open, stays.
 [[ $(loaded_modules) == "kmm_ci_a " ]] || fail "/proc/modules shows '$(loaded_modules)' while the device is open"
-kubectl -n "$ns" get module "$module" -o jsonpath='{.metadata.finalizers}' | grep -q kmm \
+[[ $(kubectl -n "$ns" get module "$module" -o jsonpath='{.metadata.finalizers}') == *kmm* ]] \
   || fail "the Module's finalizer is gone while the module is still loaded"
 pass "kmm_ci_a stays loaded, the status names $node with the loader's reason, the finalizer holds"
 kubectl -n "$ns" delete pod consumer --wait=true
@@ -243,7 +243,8 @@ wait_for 180 "kmm-bad-parameter to be Degraded with LoaderCrashLooping on $node"
 echo "kmm-bad-parameter: $(kubectl -n "$ns" get module kmm-bad-parameter -o jsonpath='{.status.conditions[?(@.type=="Degraded")].message}')"
 pass "a parameter the kernel refuses: Degraded, LoaderCrashLooping on $node with the loader's reason"
 [[ -z $(loaded_modules) ]] || fail "/proc/modules shows '$(loaded_modules)' though nothing could load"
-kubectl get node "$node" -o jsonpath='{.metadata.labels}' | grep -q "kmm-missing-image.ready\|kmm-bad-parameter.ready" \
+labels=$(kubectl get node "$node" -o jsonpath='{.metadata.labels}')
+[[ $labels == *kmm-missing-image.ready* || $labels == *kmm-bad-parameter.ready* ]] \
   && fail "a Module that did not load has its .ready label on $node"
 pass "nothing loaded, no .ready label"
 kubectl -n "$ns" delete module kmm-missing-image kmm-bad-parameter --wait=false
