@@ -138,6 +138,17 @@ class ImagePipelineTest : public ::testing::Test {
     EXPECT_TRUE(result.ok()) << result.status();
     return result.value_or(kube::Result{});
   }
+  // Applies the building Module with `build` merged into its build section and returns its
+  // Job, active (its pod created) as the Job controller would make it.
+  json ActiveBuildJob(const json& build) {
+    json module = BuildModule(registry_);
+    module["spec"]["moduleLoader"]["container"]["kernelMappings"][0]["build"].merge_patch(build);
+    client_.Put(resources::kModules, module);
+    Reconcile();
+    json job = Active(Items(client_, resources::kJobs).at(0));
+    client_.Put(resources::kJobs, job);
+    return job;
+  }
   kube::testing::FakeKubeClient client_;
   FakeRegistry registry_;
 };
@@ -473,14 +484,8 @@ TEST_F(ImagePipelineTest, AKernelWhoseImageIsBuiltWaitsAndTheOthersGoAhead) {
 // active: the status says why and what to check, and the reconcile looks again until the Job
 // ends, as the pod's fate may change without the Job changing.
 TEST_F(ImagePipelineTest, ABuildPodNoNodeTakesIsReportedWithTheSchedulersMessage) {
-  json module = BuildModule(registry_);
-  module["spec"]["moduleLoader"]["container"]["kernelMappings"][0]["build"]["selector"] = {
-      {"kmm-builder", "true"}};
-  client_.Put(resources::kModules, module);
-  Reconcile();
-  const json job = Active(Items(client_, resources::kJobs).at(0));
+  const json job = ActiveBuildJob({{"selector", {{"kmm-builder", "true"}}}});
   const std::string name = job["metadata"]["name"];
-  client_.Put(resources::kJobs, job);
   const std::string scheduler =
       "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
       "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
@@ -516,16 +521,10 @@ TEST_F(ImagePipelineTest, ABuildPodNoNodeTakesIsReportedWithTheSchedulersMessage
 }
 
 TEST_F(ImagePipelineTest, ABuilderImageThatCannotBePulledIsReportedWithTheImage) {
-  json module = BuildModule(registry_);
-  module["spec"]["moduleLoader"]["container"]["kernelMappings"][0]["build"]["kanikoParams"] = {
-      {"tag", "v0.0.0-missing"}};
-  client_.Put(resources::kModules, module);
-  Reconcile();
-  const json job = Active(Items(client_, resources::kJobs).at(0));
+  const json job = ActiveBuildJob({{"kanikoParams", {{"tag", "v0.0.0-missing"}}}});
   const std::string name = job["metadata"]["name"];
   const std::string image = job["spec"]["template"]["spec"]["containers"][0]["image"];
   ASSERT_THAT(image, ::testing::EndsWith(":v0.0.0-missing"));
-  client_.Put(resources::kJobs, job);
   const std::string kubelet = "failed to pull and unpack image \"" + image +
                               "\": failed to resolve reference \"" + image + "\": not found";
   client_.Put(resources::kPods, JobPod(job, name + "-q9w8e", Waiting("ErrImagePull", kubelet)));
